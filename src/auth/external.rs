@@ -1,0 +1,116 @@
+//! The `external_account` chain, uncached: subject token → STS → (impersonation). Each
+//! call runs every link again; [`super::cache::CachedTokenSource`] decides when to call.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::clock::Clock;
+use super::credentials::ExternalAccountConfig;
+use super::endpoints::{self, Policy as EndpointPolicy, Service};
+use super::hints::ChainContext;
+use super::{jwt, sts, subject, AccessToken, AuthError, Link, TokenSource, CLOUD_PLATFORM_SCOPE};
+use crate::retry::Policy;
+use crate::secret::Secret;
+
+pub struct ExternalAccount {
+    config: ExternalAccountConfig,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    retry: Policy,
+}
+
+impl ExternalAccount {
+    /// Checks the endpoints against the policy before any token is sent anywhere.
+    pub fn new(
+        config: ExternalAccountConfig,
+        policy: EndpointPolicy,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AuthError> {
+        let refuse = |problem: String| {
+            AuthError::broken(
+                Link::CredentialConfig,
+                format!("{}: {problem}", config.path.display()),
+                Some(
+                    "use the token_url and service_account_impersonation_url that gcloud writes \
+                     (https://sts.googleapis.com/v1/token, https://iamcredentials.googleapis.com/...)"
+                        .into(),
+                ),
+            )
+        };
+        endpoints::check(policy, Service::Sts, "token_url", &config.token_url).map_err(refuse)?;
+        if let Some(imp) = &config.impersonation {
+            endpoints::check(policy, Service::IamCredentials, "service_account_impersonation_url", &imp.url)
+                .map_err(refuse)?;
+        }
+        Ok(Self { config, http, clock, retry: Policy::STANDARD })
+    }
+
+    /// Overrides the retry policy (tests use short delays).
+    pub fn with_retry(mut self, retry: Policy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn config(&self) -> &ExternalAccountConfig {
+        &self.config
+    }
+
+    /// Link 1: the subject token, read now.
+    pub async fn subject_token(&self) -> Result<Secret, AuthError> {
+        subject::fetch(&self.config.source, &self.http).await
+    }
+
+    /// What is known for error messages, from a subject token's claims.
+    pub fn context(&self, subject: Option<&Secret>) -> ChainContext {
+        ChainContext {
+            audience: self.config.audience.clone(),
+            pool: self.config.pool_parts(),
+            claims: subject.and_then(|s| jwt::claims(s.expose()).ok()),
+        }
+    }
+
+    /// Link 3: exchange the subject token at STS.
+    pub async fn exchange(&self, subject: &Secret) -> Result<AccessToken, AuthError> {
+        let cx = self.context(Some(subject));
+        let req = sts::StsRequest {
+            token_url: &self.config.token_url,
+            audience: &self.config.audience,
+            subject_token: subject,
+            subject_token_type: &self.config.subject_token_type,
+            scope: CLOUD_PLATFORM_SCOPE,
+            client_auth: self.config.client_auth.as_ref(),
+        };
+        sts::exchange(&self.http, &self.retry, &req, self.clock.now(), &cx).await
+    }
+
+    /// Link 4: impersonate the service account, if the config names one.
+    pub async fn impersonate(
+        &self,
+        subject: &Secret,
+        federated: AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        let Some(imp) = &self.config.impersonation else { return Ok(federated) };
+        let cx = self.context(Some(subject));
+        super::impersonate::generate(
+            &self.http,
+            &self.retry,
+            imp,
+            &federated.token,
+            CLOUD_PLATFORM_SCOPE,
+            self.clock.now(),
+            &cx,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl TokenSource for ExternalAccount {
+    async fn token(&self) -> Result<AccessToken, AuthError> {
+        let subject = self.subject_token().await?;
+        let federated = self.exchange(&subject).await?;
+        self.impersonate(&subject, federated).await
+    }
+}

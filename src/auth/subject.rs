@@ -1,0 +1,148 @@
+//! The subject token: the pod's projected service-account JWT, read fresh on every refresh
+//! because the kubelet rotates the file (atomically, through symlinks).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::credentials::{CredentialSource, Format};
+use super::{AuthError, Link};
+use crate::secret::Secret;
+
+/// A token file larger than this is not a JWT; stop before reading a runaway file.
+const MAX_TOKEN_BYTES: u64 = 1 << 20;
+
+pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<Secret, AuthError> {
+    match source {
+        CredentialSource::File { path, format } => {
+            let raw = read_file(path).await?;
+            extract(&raw, format, &path.display().to_string())
+        }
+        CredentialSource::Url { url, headers, format } => {
+            let mut req = http.get(url).timeout(Duration::from_secs(10));
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.map_err(|e| {
+                AuthError::Transient {
+                    link: Link::SubjectToken,
+                    problem: format!("GET {url}: {e}"),
+                    attempts: 1,
+                }
+            })?;
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            if !status.is_success() {
+                return Err(AuthError::broken(
+                    Link::SubjectToken,
+                    format!("GET {url} answered HTTP {status}"),
+                    Some("check credential_source.url and its headers".into()),
+                ));
+            }
+            extract(&body, format, url)
+        }
+        CredentialSource::Executable { command, timeout_ms, output_file } => {
+            super::subject_exec::run(command, *timeout_ms, output_file.as_deref()).await
+        }
+    }
+}
+
+async fn read_file(path: &Path) -> Result<String, AuthError> {
+    let fix_mount = format!(
+        "check that the pod mounts the projected service-account token at {} (a \
+         serviceAccountToken volume, or IRSA's /var/run/secrets/eks.amazonaws.com/serviceaccount/token \
+         when the ServiceAccount has the eks.amazonaws.com/role-arn annotation) and that \
+         credential_source.file names it",
+        path.display()
+    );
+    let meta = tokio::fs::metadata(path).await.map_err(|e| {
+        let problem = if e.kind() == std::io::ErrorKind::NotFound {
+            format!("token file {} does not exist", path.display())
+        } else {
+            format!("cannot read token file {}: {e}", path.display())
+        };
+        AuthError::broken(Link::SubjectToken, problem, Some(fix_mount.clone()))
+    })?;
+    if meta.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::broken(
+            Link::SubjectToken,
+            format!("token file {} is {} bytes, too large for a token", path.display(), meta.len()),
+            Some(fix_mount),
+        ));
+    }
+    tokio::fs::read_to_string(path).await.map_err(|e| {
+        AuthError::broken(
+            Link::SubjectToken,
+            format!("cannot read token file {}: {e}", path.display()),
+            Some(fix_mount),
+        )
+    })
+}
+
+/// The token from the raw text: trimmed (Go trims, Python does not; a trailing newline
+/// would otherwise fail at STS), or the named field of a JSON document.
+pub fn extract(raw: &str, format: &Format, origin: &str) -> Result<Secret, AuthError> {
+    let token = match format {
+        Format::Text => raw.trim().to_owned(),
+        Format::Json { field } => {
+            let v: Value = serde_json::from_str(raw).map_err(|e| {
+                AuthError::broken(
+                    Link::SubjectToken,
+                    format!("{origin} is not JSON ({e}) but credential_source.format.type is \"json\""),
+                    Some("use format type \"text\" for a bare token".into()),
+                )
+            })?;
+            v.get(field).and_then(Value::as_str).map(|s| s.trim().to_owned()).ok_or_else(|| {
+                AuthError::broken(
+                    Link::SubjectToken,
+                    format!("{origin} has no string field {field:?}"),
+                    Some("fix credential_source.format.subject_token_field_name".into()),
+                )
+            })?
+        }
+    };
+    if token.is_empty() {
+        return Err(AuthError::broken(
+            Link::SubjectToken,
+            format!("token from {origin} is empty"),
+            Some(
+                "the kubelet writes the projected token when the pod starts; check the volume \
+                 is a serviceAccountToken projection and the path is right"
+                    .into(),
+            ),
+        ));
+    }
+    Ok(Secret::new(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_trimmed_and_json_field_is_read() {
+        let t = extract(" abc.def.ghi\n", &Format::Text, "f").unwrap();
+        assert_eq!(t.expose(), "abc.def.ghi");
+        let f = Format::Json { field: "id_token".into() };
+        let t = extract(r#"{"id_token":"x.y.z"}"#, &f, "f").unwrap();
+        assert_eq!(t.expose(), "x.y.z");
+        assert!(extract(r#"{"other":"x"}"#, &f, "f").is_err());
+    }
+
+    #[test]
+    fn empty_token_is_an_error_on_the_subject_link() {
+        let e = extract("\n  \n", &Format::Text, "/t").unwrap_err();
+        assert_eq!(e.link(), Link::SubjectToken);
+        assert!(e.to_string().contains("empty"));
+    }
+
+    #[tokio::test]
+    async fn missing_file_names_the_path_and_the_mount() {
+        let src = CredentialSource::File { path: "/nonexistent/token".into(), format: Format::Text };
+        let e = fetch(&src, &reqwest::Client::new()).await.unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("/nonexistent/token does not exist"), "{s}");
+        assert!(s.contains("serviceAccountToken"), "{s}");
+    }
+}

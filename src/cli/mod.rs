@@ -1,0 +1,64 @@
+//! The command line: parse arguments, set up logging, run one command, map its outcome to
+//! an exit code. Commands live one per file.
+
+mod logging;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Every table loaded.
+    pub const OK: u8 = 0;
+    /// At least one table failed; the others committed.
+    pub const TABLE_FAILED: u8 = 1;
+    /// Nothing ran: bad config, unreachable source or destination, broken credentials.
+    pub const SETUP_FAILED: u8 = 2;
+    /// Stopped by SIGTERM or SIGINT.
+    pub const STOPPED: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(name = "aurora2bq", version, about = "Copy Aurora (PostgreSQL, MySQL) tables into BigQuery, exactly once")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Copy every table in the config.
+    Run {
+        /// The TOML config file.
+        #[arg(long, short, env = "AURORA2BQ_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aurora2bq: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::SETUP_FAILED);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => run::run(&config).await,
+        }
+    });
+    // Do not wait for stray tasks (a hung connection) at exit: the CronJob must end.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    ExitCode::from(code)
+}
+
+/// Prints an error with its whole cause chain, for people, on stderr.
+pub(crate) fn report(context: &str, e: &anyhow::Error) {
+    eprintln!("aurora2bq: {context}: {e:#}");
+}

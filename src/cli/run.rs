@@ -1,0 +1,77 @@
+//! `aurora2bq run`: load the config, connect to both ends, copy every table, print the
+//! summary. SIGTERM/SIGINT stop the run without committing anything half-done.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::exit;
+use crate::config;
+use crate::pipeline;
+use crate::sink::bigquery::BigQuerySink;
+use crate::source::{self, BatchLimits};
+
+pub async fn run(config_path: &Path) -> u8 {
+    let stop = CancellationToken::new();
+    spawn_signal_handler(stop.clone());
+    match run_inner(config_path, stop.clone()).await {
+        Ok(summary) => {
+            print!("{}", summary.render());
+            if stop.is_cancelled() {
+                exit::STOPPED
+            } else if summary.failed() > 0 {
+                exit::TABLE_FAILED
+            } else {
+                exit::OK
+            }
+        }
+        Err(e) => {
+            super::report("the run could not start", &e);
+            if stop.is_cancelled() { exit::STOPPED } else { exit::SETUP_FAILED }
+        }
+    }
+}
+
+async fn run_inner(config_path: &Path, stop: CancellationToken) -> anyhow::Result<pipeline::RunSummary> {
+    let config = config::load(config_path)?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::info!(run_id = %run_id, tables = config.tables.len(), "run started");
+    let http = crate::http::client(config.google.request_timeout);
+    let tokens = crate::auth::from_config(&config.google, http.clone())
+        .context("setting up Google credentials")?;
+    let sink = BigQuerySink::new(&config.google, &config.destination, tokens, http, run_id)
+        .context("setting up BigQuery")?;
+    sink.check_dataset().await.context("checking the destination dataset")?;
+    let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
+    let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
+    let summary = pipeline::run_tables(&config, Arc::from(source), Arc::new(Arc::new(sink)), stop).await;
+    Ok(summary)
+}
+
+/// The first SIGTERM or SIGINT cancels the run; a second one exits at once.
+fn spawn_signal_handler(stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        for n in 0.. {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            if n == 0 {
+                tracing::warn!("signal received: stopping; uncommitted work is abandoned");
+                stop.cancel();
+            } else {
+                eprintln!("aurora2bq: second signal; exiting now");
+                std::process::exit(exit::STOPPED as i32);
+            }
+        }
+    });
+}

@@ -1,0 +1,151 @@
+//! The TOML configuration: what to copy, from where, to where, with which credentials.
+//!
+//! `load` parses the file into raw serde structs (unknown keys are errors, with line and
+//! column from the TOML parser) and `validate` turns them into a [`Config`] whose values are
+//! known to be usable; it does no I/O, so a bad file fails before anything is contacted.
+//! Every key is documented in `docs/config.md`.
+
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::validate;
+
+/// Where a configuration problem is: the file, the 1-based line, the dotted key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}, line {line}, key `{key}`: {message}")]
+    Invalid { path: PathBuf, line: usize, key: String, message: String },
+}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse(path, &text)
+}
+
+/// Parses and validates config text; `path` only labels errors.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    validate(path, text, raw)
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub destination: Destination,
+    pub google: GoogleConfig,
+    pub run: RunConfig,
+    pub tables: Vec<TableConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Mysql,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        }
+    }
+}
+
+/// Where the connection URL (which carries the password) comes from. It is never written
+/// in the config itself, so the config can live in a ConfigMap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlFrom {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub engine: Engine,
+    pub url: UrlFrom,
+    pub application_name: String,
+    /// Server-side limit on each statement; `None` leaves the server's default.
+    pub statement_timeout: Option<Duration>,
+    pub connect_timeout: Duration,
+    /// CA bundle (e.g. the RDS global bundle) used to verify the server certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub project: String,
+    pub dataset: String,
+    pub location: Option<String>,
+    /// Staging tables expire on their own after this long, in case a run dies before
+    /// dropping them.
+    pub staging_expiration: Duration,
+}
+
+/// Which Google credential to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsFrom {
+    /// A credential file (`external_account`, ...); `None` means
+    /// `$GOOGLE_APPLICATION_CREDENTIALS`.
+    File(Option<PathBuf>),
+    /// A file holding a bare access token, re-read on every use (local runs).
+    AccessTokenFile(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    pub credentials: CredentialsFrom,
+    pub bigquery_url: url::Url,
+    pub storage_write_url: url::Url,
+    /// Development switch: accept non-Google or plain-HTTP endpoints. Off in production so
+    /// a hostile credential config cannot send the pod's token elsewhere.
+    pub allow_insecure_endpoints: bool,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// A batch is closed when it holds this many rows ...
+    pub batch_rows: usize,
+    /// ... or about this many bytes of column data, whichever comes first.
+    pub batch_bytes: usize,
+    /// Tables copied at the same time.
+    pub table_concurrency: usize,
+    /// Upper bound for one table, start to finish.
+    pub table_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    /// Schema (PostgreSQL) or database (MySQL); `None` means the connection's default.
+    pub source_schema: Option<String>,
+    pub source_table: String,
+    pub target: String,
+    /// Columns left out of the copy.
+    pub exclude_columns: Vec<String>,
+    /// Columns read as their text form (`cast = { col = "text" }`), for types that have
+    /// no exact BigQuery counterpart.
+    pub cast_to_text: Vec<String>,
+}
+
+impl TableConfig {
+    /// The source name as written in the config, for messages.
+    pub fn source_name(&self) -> String {
+        match &self.source_schema {
+            Some(s) => format!("{s}.{}", self.source_table),
+            None => self.source_table.clone(),
+        }
+    }
+}

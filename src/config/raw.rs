@@ -1,0 +1,68 @@
+//! The config file exactly as written: serde structs that refuse unknown keys.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub source: Spanned<RawSource>,
+    pub destination: Spanned<RawDestination>,
+    #[serde(default)]
+    pub google: RawGoogle,
+    #[serde(default)]
+    pub run: RawRun,
+    pub tables: Option<Spanned<Vec<Spanned<RawTable>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub engine: Spanned<String>,
+    pub url_env: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
+    pub application_name: Option<Spanned<String>>,
+    pub statement_timeout_seconds: Option<Spanned<u64>>,
+    pub connect_timeout_seconds: Option<Spanned<u64>>,
+    pub ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub project: Spanned<String>,
+    pub dataset: Spanned<String>,
+    pub location: Option<Spanned<String>>,
+    pub staging_expiration_hours: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGoogle {
+    pub credentials: Option<Spanned<String>>,
+    pub access_token_file: Option<Spanned<String>>,
+    pub bigquery_url: Option<Spanned<String>>,
+    pub storage_write_url: Option<Spanned<String>>,
+    pub allow_insecure_endpoints: Option<bool>,
+    pub request_timeout_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    pub batch_rows: Option<Spanned<u64>>,
+    pub batch_bytes: Option<Spanned<u64>>,
+    pub table_concurrency: Option<Spanned<u64>>,
+    pub table_timeout_minutes: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTable {
+    pub source: Spanned<String>,
+    pub target: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+    #[serde(default)]
+    pub cast: std::collections::BTreeMap<String, Spanned<String>>,
+}

@@ -1,0 +1,309 @@
+//! Pure validation from the raw file to [`Config`]: every bad value is reported with the
+//! line it is on and the key that holds it.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawDestination, RawGoogle, RawRun, RawSource, RawTable};
+use super::*;
+
+const DEFAULT_BIGQUERY_URL: &str = "https://bigquery.googleapis.com";
+const DEFAULT_STORAGE_WRITE_URL: &str = "https://bigquerystorage.googleapis.com";
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            line: self.line(span),
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A positive number within `range`, else an error naming the key.
+    fn bounded(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: u64,
+        range: Range<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let n = *v.get_ref();
+        if !range.contains(&n) {
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("{n} is out of range: use {} to {}", range.start, range.end - 1),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+pub fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let cx = Ctx { path, text };
+    let source = source(&cx, raw.source)?;
+    let destination = destination(&cx, raw.destination)?;
+    let google = google(&cx, raw.google)?;
+    let run = run(&cx, raw.run)?;
+    let tables = tables(&cx, source.engine, raw.tables)?;
+    Ok(Config { source, destination, google, run, tables })
+}
+
+fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let engine = match raw.engine.get_ref().as_str() {
+        "postgres" | "postgresql" => Engine::Postgres,
+        "mysql" => Engine::Mysql,
+        other => {
+            return Err(cx.err(
+                raw.engine.span(),
+                "source.engine",
+                format!("unknown engine {other:?}: use \"postgres\" or \"mysql\""),
+            ));
+        }
+    };
+    let url = match (raw.url_env, raw.url_file) {
+        (Some(env), None) => {
+            let name = env.get_ref();
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !ok {
+                return Err(cx.err(
+                    env.span(),
+                    "source.url_env",
+                    format!("{name:?} is not an environment variable name"),
+                ));
+            }
+            UrlFrom::Env(name.clone())
+        }
+        (None, Some(file)) => UrlFrom::File(non_empty_path(cx, &file, "source.url_file")?),
+        (Some(env), Some(_)) => {
+            return Err(cx.err(
+                env.span(),
+                "source.url_env",
+                "set either url_env or url_file, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(cx.err(
+                span,
+                "source",
+                "no connection URL: set url_env (an environment variable holding the URL) or \
+                 url_file (a file holding it); the URL itself never goes in this file",
+            ));
+        }
+    };
+    let application_name =
+        raw.application_name.map(|s| s.into_inner()).unwrap_or_else(|| "aurora2bq".into());
+    let statement_timeout = cx
+        .bounded(&raw.statement_timeout_seconds, "source.statement_timeout_seconds", 0, 0..86_401)?;
+    let connect_timeout =
+        cx.bounded(&raw.connect_timeout_seconds, "source.connect_timeout_seconds", 30, 1..601)?;
+    let ca_file = raw.ca_file.map(|f| non_empty_path(cx, &f, "source.ca_file")).transpose()?;
+    Ok(SourceConfig {
+        engine,
+        url,
+        application_name,
+        statement_timeout: (statement_timeout > 0).then(|| Duration::from_secs(statement_timeout)),
+        connect_timeout: Duration::from_secs(connect_timeout),
+        ca_file,
+    })
+}
+
+fn destination(cx: &Ctx, raw: Spanned<RawDestination>) -> Result<Destination, ConfigError> {
+    let raw = raw.into_inner();
+    let project = raw.project.get_ref();
+    let project_ok = !project.is_empty()
+        && project.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:".contains(c));
+    if !project_ok {
+        return Err(cx.err(
+            raw.project.span(),
+            "destination.project",
+            format!("{project:?} is not a Google Cloud project ID (lowercase letters, digits, hyphens)"),
+        ));
+    }
+    let dataset = raw.dataset.get_ref();
+    if !is_bq_name(dataset) {
+        return Err(cx.err(
+            raw.dataset.span(),
+            "destination.dataset",
+            format!("{dataset:?} is not a BigQuery dataset ID (letters, digits, underscores)"),
+        ));
+    }
+    let hours =
+        cx.bounded(&raw.staging_expiration_hours, "destination.staging_expiration_hours", 24, 1..721)?;
+    Ok(Destination {
+        project: project.clone(),
+        dataset: dataset.clone(),
+        location: raw.location.map(|l| l.into_inner()),
+        staging_expiration: Duration::from_secs(hours * 3600),
+    })
+}
+
+fn google(cx: &Ctx, raw: RawGoogle) -> Result<GoogleConfig, ConfigError> {
+    let credentials = match (raw.credentials, raw.access_token_file) {
+        (Some(c), None) => CredentialsFrom::File(Some(non_empty_path(cx, &c, "google.credentials")?)),
+        (None, Some(t)) => {
+            CredentialsFrom::AccessTokenFile(non_empty_path(cx, &t, "google.access_token_file")?)
+        }
+        (None, None) => CredentialsFrom::File(None),
+        (Some(c), Some(_)) => {
+            return Err(cx.err(
+                c.span(),
+                "google.credentials",
+                "set either credentials or access_token_file, not both",
+            ));
+        }
+    };
+    let url = |v: Option<Spanned<String>>, key: &str, default: &str| match v {
+        None => Ok(url::Url::parse(default).expect("default URL parses")),
+        Some(v) => url::Url::parse(v.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| cx.err(v.span(), key, format!("{:?} is not an http(s) URL", v.get_ref()))),
+    };
+    Ok(GoogleConfig {
+        credentials,
+        bigquery_url: url(raw.bigquery_url, "google.bigquery_url", DEFAULT_BIGQUERY_URL)?,
+        storage_write_url: url(
+            raw.storage_write_url,
+            "google.storage_write_url",
+            DEFAULT_STORAGE_WRITE_URL,
+        )?,
+        allow_insecure_endpoints: raw.allow_insecure_endpoints.unwrap_or(false),
+        request_timeout: Duration::from_secs(cx.bounded(
+            &raw.request_timeout_seconds,
+            "google.request_timeout_seconds",
+            60,
+            1..3601,
+        )?),
+    })
+}
+
+fn run(cx: &Ctx, raw: RawRun) -> Result<RunConfig, ConfigError> {
+    Ok(RunConfig {
+        batch_rows: cx.bounded(&raw.batch_rows, "run.batch_rows", 100_000, 1..10_000_001)? as usize,
+        // Stays well under the Storage Write API's 10 MB request limit after encoding.
+        batch_bytes: cx.bounded(&raw.batch_bytes, "run.batch_bytes", 4 << 20, 1024..(9 << 20) + 1)?
+            as usize,
+        table_concurrency: cx.bounded(&raw.table_concurrency, "run.table_concurrency", 2, 1..65)?
+            as usize,
+        table_timeout: Duration::from_secs(
+            60 * cx.bounded(&raw.table_timeout_minutes, "run.table_timeout_minutes", 120, 1..1441)?,
+        ),
+    })
+}
+
+fn tables(
+    cx: &Ctx,
+    engine: Engine,
+    raw: Option<Spanned<Vec<Spanned<RawTable>>>>,
+) -> Result<Vec<TableConfig>, ConfigError> {
+    let end = cx.text.len()..cx.text.len();
+    let raw = raw.unwrap_or_else(|| Spanned::new(end, Vec::new()));
+    if raw.get_ref().is_empty() {
+        return Err(cx.err(
+            raw.span(),
+            "tables",
+            "no tables listed: add at least one [[tables]] entry with `source = \"schema.table\"`",
+        ));
+    }
+    let mut out: Vec<TableConfig> = Vec::new();
+    for (i, t) in raw.into_inner().into_iter().enumerate() {
+        let t: RawTable = t.into_inner();
+        let key = format!("tables[{i}].source");
+        let (schema, name) = split_source(t.source.get_ref()).ok_or_else(|| {
+            cx.err(
+                t.source.span(),
+                &key,
+                format!(
+                    "{:?} is not a table name: write `table` or `{}.table`",
+                    t.source.get_ref(),
+                    if engine == Engine::Postgres { "schema" } else { "database" }
+                ),
+            )
+        })?;
+        let (target, target_span) = match &t.target {
+            Some(tg) => (tg.get_ref().clone(), tg.span()),
+            None => (name.clone(), t.source.span()),
+        };
+        if !is_bq_name(&target) {
+            return Err(cx.err(
+                target_span,
+                &format!("tables[{i}].target"),
+                format!(
+                    "{target:?} is not usable as a BigQuery table name (letters, digits, \
+                     underscores); set `target` to one"
+                ),
+            ));
+        }
+        if let Some(prev) = out.iter().find(|p| p.target == target) {
+            return Err(cx.err(
+                target_span,
+                &format!("tables[{i}].target"),
+                format!("target {target:?} is already used by source {:?}", prev.source_name()),
+            ));
+        }
+        let mut cast_to_text = Vec::new();
+        for (col, to) in &t.cast {
+            if to.get_ref() != "text" {
+                return Err(cx.err(
+                    to.span(),
+                    &format!("tables[{i}].cast.{col}"),
+                    format!("cannot cast to {:?}: the only cast is \"text\"", to.get_ref()),
+                ));
+            }
+            cast_to_text.push(col.clone());
+        }
+        out.push(TableConfig {
+            source_schema: schema,
+            source_table: name,
+            target,
+            exclude_columns: t.exclude_columns,
+            cast_to_text,
+        });
+    }
+    Ok(out)
+}
+
+/// `table` or `schema.table`; each part non-empty, no quoting games.
+fn split_source(s: &str) -> Option<(Option<String>, String)> {
+    let ok = |p: &str| !p.is_empty() && !p.contains(['"', '`', '\0']) && p.trim() == p;
+    match s.split_once('.') {
+        None if ok(s) => Some((None, s.to_owned())),
+        Some((a, b)) if ok(a) && ok(b) && !b.contains('.') => Some((Some(a.into()), b.into())),
+        _ => None,
+    }
+}
+
+/// Dataset and table IDs we create: ASCII letters, digits and underscores, at most 1024.
+fn is_bq_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 1024 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn non_empty_path(cx: &Ctx, v: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+    if v.get_ref().trim().is_empty() {
+        return Err(cx.err(v.span(), key, "is empty: give a file path"));
+    }
+    Ok(PathBuf::from(v.get_ref()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+use std::path::Path;
+
+use crate::config::{parse, ConfigError, CredentialsFrom, Engine, UrlFrom};
+
+const GOOD: &str = r#"
+[source]
+engine = "postgres"
+url_env = "DATABASE_URL"
+
+[destination]
+project = "my-project"
+dataset = "raw_aurora"
+
+[[tables]]
+source = "public.orders"
+
+[[tables]]
+source = "customers"
+target = "crm_customers"
+"#;
+
+fn err(text: &str) -> (usize, String, String) {
+    match parse(Path::new("c.toml"), text) {
+        Err(ConfigError::Invalid { line, key, message, .. }) => (line, key, message),
+        Err(other) => panic!("expected a validation error, got {other}"),
+        Ok(_) => panic!("expected an error"),
+    }
+}
+
+#[test]
+fn good_config_parses_with_defaults() {
+    let c = parse(Path::new("c.toml"), GOOD).unwrap();
+    assert_eq!(c.source.engine, Engine::Postgres);
+    assert_eq!(c.source.url, UrlFrom::Env("DATABASE_URL".into()));
+    assert_eq!(c.google.credentials, CredentialsFrom::File(None));
+    assert_eq!(c.google.bigquery_url.as_str(), "https://bigquery.googleapis.com/");
+    assert!(!c.google.allow_insecure_endpoints);
+    assert_eq!(c.tables.len(), 2);
+    assert_eq!(c.tables[0].source_schema.as_deref(), Some("public"));
+    assert_eq!(c.tables[0].target, "orders");
+    assert_eq!(c.tables[1].source_schema, None);
+    assert_eq!(c.tables[1].target, "crm_customers");
+}
+
+#[test]
+fn unknown_key_is_an_error_with_its_line() {
+    let text = GOOD.replace("dataset = \"raw_aurora\"", "dataset = \"raw_aurora\"\ndatset = \"x\"");
+    match parse(Path::new("c.toml"), &text) {
+        Err(ConfigError::Parse { message, .. }) => {
+            assert!(message.contains("datset"), "{message}");
+            assert!(message.contains("line 9"), "{message}");
+        }
+        other => panic!("expected parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_values_name_key_and_line() {
+    let cases: &[(&str, &str, usize, &str, &str)] = &[
+        ("engine = \"postgres\"", "engine = \"oracle\"", 3, "source.engine", "oracle"),
+        ("url_env = \"DATABASE_URL\"", "url_env = \"1X\"", 4, "source.url_env", "environment variable"),
+        ("url_env = \"DATABASE_URL\"", "", 2, "source", "url_env"),
+        ("dataset = \"raw_aurora\"", "dataset = \"raw-aurora\"", 8, "destination.dataset", "dataset ID"),
+        ("project = \"my-project\"", "project = \"My Project\"", 7, "destination.project", "project ID"),
+        ("source = \"public.orders\"", "source = \"a.b.c\"", 11, "tables[0].source", "not a table name"),
+        ("target = \"crm_customers\"", "target = \"orders\"", 15, "tables[1].target", "already used"),
+        ("target = \"crm_customers\"", "target = \"bad name\"", 15, "tables[1].target", "BigQuery table"),
+    ];
+    for (from, to, line, key, needle) in cases {
+        let (l, k, m) = err(&GOOD.replace(from, to));
+        assert_eq!((l, k.as_str()), (*line, *key), "case {to:?}: {m}");
+        assert!(m.contains(needle), "case {to:?}: {m}");
+    }
+}
+
+#[test]
+fn out_of_range_numbers_are_refused() {
+    let text = format!("{GOOD}\n[run]\nbatch_rows = 0\n");
+    let (line, key, message) = err(&text);
+    assert_eq!(key, "run.batch_rows");
+    assert_eq!(line, 18);
+    assert!(message.contains("out of range"), "{message}");
+}
+
+#[test]
+fn no_tables_is_an_error() {
+    let text = GOOD.split("[[tables]]").next().unwrap();
+    let (_, key, message) = err(text);
+    assert_eq!(key, "tables");
+    assert!(message.contains("[[tables]]"));
+}
+
+#[test]
+fn both_credentials_kinds_is_an_error() {
+    let text = format!("{GOOD}\n[google]\ncredentials = \"a.json\"\naccess_token_file = \"t\"\n");
+    let (_, key, _) = err(&text);
+    assert_eq!(key, "google.credentials");
+}

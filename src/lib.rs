@@ -1,0 +1,17 @@
+//! aurora2bq copies Amazon Aurora (PostgreSQL, MySQL) tables into Google BigQuery.
+//!
+//! Data flows `config` → `source` (Arrow batches) → `sink::bigquery` (Storage Write API,
+//! PENDING streams into a staging table) → one BigQuery transaction into the target.
+//! `auth` supplies the access token for every Google call from Workload Identity Federation.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod failpoint;
+pub mod http;
+pub mod pipeline;
+pub mod retry;
+pub mod secret;
+pub mod sink;
+pub mod source;
+pub mod types;

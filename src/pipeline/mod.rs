@@ -1,0 +1,121 @@
+//! Wires each table's source to its sink through a bounded channel (back-pressure: the
+//! reader waits while the writer is busy), runs tables concurrently up to the configured
+//! limit, stops cleanly on a signal or a table's deadline, and reports what happened.
+
+mod summary;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use summary::{RunSummary, TableOutcome};
+
+use crate::config::{Config, TableConfig};
+use crate::sink::{LoadStats, Sink};
+use crate::source::Source;
+
+/// Batches waiting between reader and writer: a couple keep both busy; more only use memory.
+const CHANNEL_DEPTH: usize = 2;
+
+/// Copies every configured table; never fails as a whole: each table has its own outcome.
+pub async fn run_tables(
+    config: &Config,
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    stop: CancellationToken,
+) -> RunSummary {
+    let timeout = config.run.table_timeout;
+    let outcomes = futures_util::stream::iter(config.tables.iter().cloned())
+        .map(|table| {
+            let (source, sink, stop) = (source.clone(), sink.clone(), stop.clone());
+            async move {
+                let started = Instant::now();
+                tracing::info!(table = %table.source_name(), target = %table.target, "table started");
+                let result = copy_table(&table, source, sink, stop, timeout).await;
+                let outcome = TableOutcome::new(&table, result, started.elapsed());
+                outcome.log();
+                outcome
+            }
+        })
+        .buffer_unordered(config.run.table_concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    RunSummary::new(config, outcomes)
+}
+
+/// Why a table stopped before finishing.
+fn stop_reason(stop: &CancellationToken, deadline: Instant) -> impl std::future::Future<Output = anyhow::Error> + '_ {
+    async move {
+        tokio::select! {
+            _ = stop.cancelled() => anyhow::anyhow!("stopped by a signal before it finished; nothing of it was committed"),
+            _ = tokio::time::sleep_until(deadline.into()) => anyhow::anyhow!(
+                "did not finish within run.table_timeout_minutes; nothing of it was committed"
+            ),
+        }
+    }
+}
+
+async fn copy_table(
+    table: &TableConfig,
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    stop: CancellationToken,
+    timeout: Duration,
+) -> anyhow::Result<LoadStats> {
+    let deadline = Instant::now() + timeout;
+    let read = tokio::select! {
+        r = source.open(table) => r?,
+        e = stop_reason(&stop, deadline) => return Err(e),
+    };
+    let schema = read.schema().clone();
+    let mut load = tokio::select! {
+        r = sink.begin(table, &schema) => r?,
+        e = stop_reason(&stop, deadline) => return Err(e),
+    };
+    let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+    let mut reader = tokio::spawn(read.read_into(tx));
+    let mut failure: Option<anyhow::Error> = None;
+    loop {
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(b) => if let Err(e) = load.write(b).await {
+                    failure = Some(e.into());
+                    break;
+                },
+                None => break,
+            },
+            e = stop_reason(&stop, deadline) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    if failure.is_some() {
+        reader.abort();
+    }
+    let read_result = (&mut reader).await;
+    let failure = failure.or_else(|| match read_result {
+        Ok(Ok(stats)) => {
+            tracing::debug!(rows = stats.rows, bytes = stats.source_bytes, "source read done");
+            None
+        }
+        Ok(Err(e)) => Some(e.into()),
+        Err(join) => Some(anyhow::anyhow!("the reader task failed: {join}")),
+    });
+    if let Some(e) = failure {
+        load.abort().await;
+        return Err(e);
+    }
+    crate::failpoint::hit("before-commit");
+    tokio::select! {
+        r = load.commit() => Ok(r?),
+        _ = stop.cancelled() => Err(anyhow::anyhow!(
+            "stopped by a signal during the final commit; the target holds either the previous \
+             rows or all new ones, never a mix"
+        )),
+    }
+}

@@ -1,0 +1,54 @@
+//! Errors of the BigQuery sink, each saying which call failed and, where it is known,
+//! what to do.
+
+use crate::auth::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("getting an access token for BigQuery: {0}")]
+    Auth(#[from] AuthError),
+    #[error("BigQuery {what}: HTTP {status}: {message}{}", fix.as_ref().map(|f| format!("\n  fix: {f}")).unwrap_or_default())]
+    Http { what: String, status: u16, message: String, fix: Option<String> },
+    #[error("BigQuery {what}: {detail} (after {attempts} attempts)")]
+    Transport { what: String, detail: String, attempts: u32 },
+    #[error("BigQuery {what}: the query failed: {message}")]
+    Query { what: String, message: String },
+    #[error("Storage Write API {what}: {code}: {message}")]
+    Grpc { what: String, code: String, message: String, transient: bool },
+    #[error("Storage Write API refused rows of {table}: {}", format_rows(.rows))]
+    RowErrors { table: String, rows: Vec<(i64, String)> },
+    #[error("{0}")]
+    Encode(#[from] super::encode::EncodeError),
+    #[error("{table}: {detail}")]
+    Schema { table: String, detail: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("the run was stopped")]
+    Cancelled,
+}
+
+fn format_rows(rows: &[(i64, String)]) -> String {
+    let shown: Vec<String> =
+        rows.iter().take(5).map(|(i, m)| format!("row {i}: {m}")).collect();
+    let more = rows.len().saturating_sub(5);
+    if more > 0 {
+        format!("{} (and {more} more)", shown.join("; "))
+    } else {
+        shown.join("; ")
+    }
+}
+
+impl SinkError {
+    /// The one place that decides whether a sink failure may pass on its own.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::Auth(e) => e.is_transient(),
+            SinkError::Transport { .. } => true,
+            SinkError::Http { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
+            SinkError::Grpc { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+}

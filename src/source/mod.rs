@@ -1,0 +1,162 @@
+//! Sources: read one table inside one consistent read-only snapshot and stream it as
+//! bounded Arrow RecordBatches into a channel (whose bound gives back-pressure).
+//!
+//! One module per engine; both map their column types onto [`crate::types::BqType`] and
+//! refuse, with table, column and the config key to use, what they cannot carry exactly.
+
+pub mod batch;
+pub mod postgres;
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::config::{SourceConfig, TableConfig};
+use crate::types::BqField;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read the source connection URL: {0}")]
+    Url(String),
+    #[error("cannot connect to {engine} at {target}: {source}")]
+    Connect {
+        engine: &'static str,
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{table}: {what}: {source}")]
+    Query {
+        table: String,
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "{table}: table not found or not visible to this user; check the name in the config \
+         (`tables[].source`) and that the user can see the schema"
+    )]
+    NotFound { table: String },
+    #[error("{table}: the user {user:?} has no SELECT privilege; grant it with: GRANT SELECT ON {table} TO {user};")]
+    NoSelect { table: String, user: String },
+    #[error(
+        "{table}.{column}: type {ty} is not supported; exclude the column \
+         (`exclude_columns = [\"{column}\"]` under this table) or cast it \
+         (`cast = {{ {column} = \"text\" }}`)"
+    )]
+    Unsupported { table: String, column: String, ty: String },
+    #[error("{table}.{column}, row with key {key}: {detail}")]
+    Value { table: String, column: String, key: String, detail: String },
+    #[error("{table}: {detail}")]
+    Protocol { table: String, detail: String },
+    #[error("{table}: the run stopped while rows were being read")]
+    Cancelled { table: String },
+}
+
+/// One source column and its BigQuery counterpart.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    /// The declared type as the database prints it, for messages and `plan`.
+    pub source_type: String,
+    pub field: BqField,
+}
+
+/// What a table looks like, read from the catalog inside the read snapshot.
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    /// The quoted, fully qualified source name used in messages.
+    pub display_name: String,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+}
+
+impl TableSchema {
+    pub fn fields(&self) -> Vec<BqField> {
+        self.columns.iter().map(|c| c.field.clone()).collect()
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadStats {
+    pub rows: u64,
+    /// Bytes of column data as the database sent them.
+    pub source_bytes: u64,
+}
+
+/// Limits for the batches a source produces.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+/// A database to copy from.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Opens a read-only snapshot and reads the table's schema inside it.
+    async fn open(&self, table: &TableConfig) -> Result<Box<dyn TableRead>, SourceError>;
+}
+
+/// One table inside its snapshot: its schema, then its rows.
+#[async_trait]
+pub trait TableRead: Send {
+    fn schema(&self) -> &TableSchema;
+
+    /// Streams every row into `out` in batches, then ends the snapshot.
+    async fn read_into(
+        self: Box<Self>,
+        out: mpsc::Sender<RecordBatch>,
+    ) -> Result<ReadStats, SourceError>;
+}
+
+/// Connects to the configured engine.
+pub async fn connect(
+    config: &SourceConfig,
+    limits: BatchLimits,
+) -> Result<Box<dyn Source>, SourceError> {
+    let url = read_url(&config.url)?;
+    match config.engine {
+        crate::config::Engine::Postgres => {
+            Ok(Box::new(postgres::PgSource::connect(config, &url, limits).await?))
+        }
+        crate::config::Engine::Mysql => Err(SourceError::Url(
+            "engine \"mysql\" is not available in this build yet".into(),
+        )),
+    }
+}
+
+/// The connection URL from its environment variable or file; never logged.
+pub fn read_url(from: &crate::config::UrlFrom) -> Result<crate::secret::Secret, SourceError> {
+    use crate::config::UrlFrom;
+    let value = match from {
+        UrlFrom::Env(name) => std::env::var(name).map_err(|_| {
+            SourceError::Url(format!(
+                "environment variable {name} (source.url_env) is not set; set it to the \
+                 connection URL, e.g. postgres://user:password@host:5432/db"
+            ))
+        })?,
+        UrlFrom::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            SourceError::Url(format!("{} (source.url_file): {e}", path.display()))
+        })?,
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(SourceError::Url("the connection URL is empty".into()));
+    }
+    Ok(crate::secret::Secret::new(value))
+}
+
+/// `user@host:port/db` of a URL, without the password, for messages.
+pub fn describe_url(url: &crate::secret::Secret) -> String {
+    match url::Url::parse(url.expose()) {
+        Ok(u) => format!(
+            "{}@{}:{}{}",
+            u.username(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| p.to_string()).unwrap_or_else(|| "default".into()),
+            u.path()
+        ),
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
