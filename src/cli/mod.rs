@@ -1,6 +1,7 @@
 //! The command line: parse arguments, set up logging, run one command, map its outcome to
 //! an exit code. Commands live one per file.
 
+mod cred_config;
 mod logging;
 mod run;
 
@@ -36,10 +37,15 @@ enum Command {
         #[arg(long, short, env = "AURORA2BQ_CONFIG")]
         config: PathBuf,
     },
+    /// Write an external_account credential config for an EKS pod (like gcloud's create-cred-config).
+    CredConfig(cred_config::Args),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::CredConfig(args) = cli.command {
+        return ExitCode::from(cred_config::run(args));
+    }
     logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -51,6 +57,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => run::run(&config).await,
+            Command::CredConfig(_) => unreachable!("handled before the runtime starts"),
         }
     });
     // Do not wait for stray tasks (a hung connection) at exit: the CronJob must end.

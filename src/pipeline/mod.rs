@@ -33,7 +33,7 @@ pub async fn run_tables(
             let (source, sink, stop) = (source.clone(), sink.clone(), stop.clone());
             async move {
                 let started = Instant::now();
-                tracing::info!(table = %table.source_name(), target = %table.target, "table started");
+                tracing::info!(table = %table.source_name(), to = %table.target, "table started");
                 let result = copy_table(&table, source, sink, stop, timeout).await;
                 let outcome = TableOutcome::new(&table, result, started.elapsed());
                 outcome.log();

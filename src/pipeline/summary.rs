@@ -27,11 +27,11 @@ impl TableOutcome {
     pub fn log(&self) {
         match &self.result {
             Ok(s) => tracing::info!(
-                table = %self.source, target = %self.target, rows = s.rows, bytes = s.bytes,
+                table = %self.source, to = %self.target, rows = s.rows, bytes = s.bytes,
                 seconds = self.elapsed.as_secs_f64(), "table loaded"
             ),
             Err(e) => tracing::error!(
-                table = %self.source, target = %self.target, error = %e,
+                table = %self.source, to = %self.target, error = %e,
                 seconds = self.elapsed.as_secs_f64(), "table failed"
             ),
         }

@@ -1,1 +1,89 @@
-fn main() {}
+//! `google-emulator`: runs the emulator as a process for the demo. It writes the pod's
+//! token file (and rewrites it before expiry, as the kubelet does), optionally puts
+//! authenticating gates in front of bqemulator, and prints one JSON line when ready.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use aurora2bq_google_emulator::{Emulator, EmulatorConfig, TokenSpec};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// JSON file with the emulated project (EmulatorConfig).
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where to keep the pod's projected token.
+    #[arg(long)]
+    token_file: PathBuf,
+    #[arg(long, default_value = "analytics")]
+    namespace: String,
+    #[arg(long, default_value = "aurora2bq")]
+    service_account: String,
+    #[arg(long, default_value = "sts.amazonaws.com")]
+    token_audience: String,
+    /// Token lifetime; the file is rewritten at 80% of it.
+    #[arg(long, default_value_t = 3600)]
+    token_lifetime: i64,
+    /// PORT=UPSTREAM: an authenticating REST gate.
+    #[arg(long)]
+    gate_rest: Option<String>,
+    /// PORT=UPSTREAM: an authenticating gRPC gate.
+    #[arg(long)]
+    gate_grpc: Option<String>,
+}
+
+fn gate_arg(s: &str) -> anyhow::Result<(u16, String)> {
+    let (port, upstream) = s.split_once('=').context("expected PORT=UPSTREAM")?;
+    Ok((port.parse()?, upstream.to_owned()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config: EmulatorConfig = serde_json::from_str(&std::fs::read_to_string(&args.config)?)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let mut emu = Emulator::start(config, args.port).await?;
+    let mut gates = serde_json::Map::new();
+    for (name, arg, grpc) in [("rest", &args.gate_rest, false), ("grpc", &args.gate_grpc, true)] {
+        if let Some(a) = arg {
+            let (port, upstream) = gate_arg(a)?;
+            let addr = emu.start_gate(port, &upstream, grpc).await?;
+            gates.insert(name.into(), format!("http://{addr}").into());
+        }
+    }
+    let spec = TokenSpec {
+        namespace: args.namespace.clone(),
+        service_account: args.service_account.clone(),
+        audience: vec![args.token_audience.clone()],
+        lifetime_secs: args.token_lifetime,
+        ..TokenSpec::default()
+    };
+    write_token(&args.token_file, &emu.mint(&spec))?;
+    println!(
+        "{}",
+        serde_json::json!({"ready": true, "base_url": emu.base_url(), "issuer": emu.issuer(),
+            "sts_url": emu.sts_url(), "gates": gates})
+    );
+    let rotate = Duration::from_secs((args.token_lifetime.max(10) as u64) * 8 / 10);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(rotate) => write_token(&args.token_file, &emu.mint(&spec))?,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the file atomically, as the kubelet's symlink swap does.
+fn write_token(path: &PathBuf, token: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, token)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

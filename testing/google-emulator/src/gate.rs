@@ -1,0 +1,81 @@
+//! An authenticating reverse proxy in front of bqemulator (which accepts any token): a
+//! request passes only with an unexpired access token this emulator issued, so the tests
+//! prove that aurora2bq really sends the token the chain produced, on REST and gRPC alike.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+use crate::state::State;
+
+struct Gate {
+    state: Arc<State>,
+    upstream: String,
+    grpc: bool,
+    client: Client<HttpConnector, Body>,
+}
+
+pub fn router(state: Arc<State>, upstream: &str, grpc: bool) -> Router {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.http2_only(grpc);
+    let gate = Arc::new(Gate {
+        state,
+        upstream: upstream.trim_end_matches('/').to_owned(),
+        grpc,
+        client: builder.build_http(),
+    });
+    Router::new().fallback(forward).with_state(gate)
+}
+
+async fn forward(AxState(g): AxState<Arc<Gate>>, mut req: Request) -> Response {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if g.state.token_info(token).is_none() {
+        g.state.gate_count(false);
+        return refuse(g.grpc);
+    }
+    g.state.gate_count(true);
+    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let Ok(uri) = format!("{}{path}", g.upstream).parse::<Uri>() else {
+        return (StatusCode::BAD_GATEWAY, "bad upstream URI").into_response();
+    };
+    *req.uri_mut() = uri;
+    req.headers_mut().remove("host");
+    match g.client.request(req).await {
+        Ok(resp) => resp.map(Body::new),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("upstream: {e}")).into_response(),
+    }
+}
+
+/// 401 with Google's envelope for REST; a trailers-only UNAUTHENTICATED for gRPC.
+fn refuse(grpc: bool) -> Response {
+    if grpc {
+        let mut r = Response::new(Body::empty());
+        let h = r.headers_mut();
+        h.insert("content-type", HeaderValue::from_static("application/grpc"));
+        h.insert("grpc-status", HeaderValue::from_static("16"));
+        h.insert(
+            "grpc-message",
+            HeaderValue::from_static("Request had invalid authentication credentials."),
+        );
+        return r;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": {"code": 401, "status": "UNAUTHENTICATED",
+            "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."}})),
+    )
+        .into_response()
+}
