@@ -1,0 +1,135 @@
+# Shared set-up for scripts/demo, scripts/test and scripts/bench: install what is missing,
+# start what is not running, wait until it answers, and stop on exit what this script
+# started (and only that). Sourced, not run.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/aurora2bq/target}
+BQE_VERSION=1.4.0
+BQE_VENV=${BQE_VENV:-$HOME/.cache/bqemulator-$BQE_VERSION}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aurora2bq.XXXXXX")
+STARTED_PIDS=()
+STOP_COMMANDS=()
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+    local rc=$?
+    for pid in "${STARTED_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    for cmd in "${STOP_COMMANDS[@]:-}"; do
+        [ -n "$cmd" ] && { log "stopping: $cmd"; eval "$cmd" >/dev/null 2>&1 || true; }
+    done
+    rm -rf "$WORK"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        die "need root to run: $*"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
+    if [ $APT_UPDATED = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+    log "installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Waits up to $2 seconds for command $1 to succeed.
+wait_for() {
+    local what=$1 secs=$2; shift 2
+    for _ in $(seq 1 $((secs * 5))); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    die "$what did not become ready within ${secs}s"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres.
+ensure_postgres() {
+    if ! command -v psql >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        apt_install postgresql postgresql-client
+    fi
+    if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+        local ver; ver=$(ls /etc/postgresql | sort -V | tail -1)
+        log "starting PostgreSQL $ver"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+        STOP_COMMANDS+=("pg_ctlcluster --skip-systemctl-redirect $ver main stop")
+        wait_for "PostgreSQL" 60 pg_isready -h 127.0.0.1 -p 5432 -q
+    fi
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+        # A fresh Debian cluster asks for a password on TCP; tests and the demo connect as
+        # postgres without one, on loopback only.
+        local hba; hba=$(ls /etc/postgresql/*/main/pg_hba.conf | sort -V | tail -1)
+        log "allowing trust auth for postgres on 127.0.0.1 in $hba"
+        as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main reload
+        wait_for "PostgreSQL auth" 20 psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1'
+    fi
+}
+
+# MariaDB on 127.0.0.1:3306, root without a password (stands in for Aurora MySQL).
+ensure_mariadb() {
+    if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+        apt_install mariadb-server mariadb-client
+    fi
+    if ! mariadb -h 127.0.0.1 -P 3306 -uroot -e 'select 1' >/dev/null 2>&1; then
+        log "starting MariaDB"
+        as_root mkdir -p /run/mysqld
+        as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+        as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+        STOP_COMMANDS+=("start-stop-daemon --stop --oknodo --exec /usr/sbin/mariadbd")
+        wait_for "MariaDB" 60 mariadb -h 127.0.0.1 -P 3306 -uroot -e 'select 1'
+    fi
+}
+
+# bqemulator in a cached venv, pinned to a set that starts offline (docs: bqemulator.md).
+ensure_bqemulator() {
+    if [ ! -x "$BQE_VENV/bin/bqemulator" ] || [ ! -f "$BQE_VENV/.complete" ]; then
+        log "installing bqemulator $BQE_VERSION into $BQE_VENV (about a minute, once)"
+        python3 -m venv --clear "$BQE_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv --clear "$BQE_VENV"; }
+        "$BQE_VENV/bin/pip" install --disable-pip-version-check -q "bqemulator==$BQE_VERSION" \
+            'duckdb==1.5.5' 'duckdb-extensions==1.5.5' 'duckdb-extension-spatial==1.5.5' \
+            'duckdb-extension-avro==1.5.5' 'numpy<3'
+        mkdir -p "$BQE_VENV/home"
+        HOME="$BQE_VENV/home" "$BQE_VENV/bin/python" -c \
+            "from duckdb_extensions import import_extension as i; i('spatial'); i('avro')"
+        touch "$BQE_VENV/.complete"
+    fi
+}
+
+# Starts bqemulator on free ports; sets BQ_REST and BQ_GRPC.
+start_bqemulator() {
+    ensure_bqemulator
+    local rest grpc; rest=$(free_port); grpc=$(free_port)
+    log "starting bqemulator (REST $rest, gRPC $grpc)"
+    HOME="$BQE_VENV/home" "$BQE_VENV/bin/bqemulator" start --rest-host 127.0.0.1 --rest-port "$rest" \
+        --grpc-host 127.0.0.1 --grpc-port "$grpc" --project test-project --ephemeral \
+        --log-level warning >"$WORK/bqemulator.log" 2>&1 &
+    STARTED_PIDS+=($!)
+    BQ_REST=http://127.0.0.1:$rest
+    BQ_GRPC=http://127.0.0.1:$grpc
+    wait_for "bqemulator (log: $WORK/bqemulator.log)" 90 python3 -c \
+        "import urllib.request; urllib.request.urlopen('$BQ_REST/readyz', timeout=2)"
+}
+
+cargo_build() {
+    log "building (cargo target dir: $CARGO_TARGET_DIR)"
+    (cd "$ROOT" && cargo build --quiet --workspace --bins "$@")
+}

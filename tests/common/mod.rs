@@ -1,0 +1,140 @@
+//! Fixtures for integration tests: a fresh PostgreSQL database and BigQuery dataset per
+//! test (random names, so tests run in parallel), the local Google emulator with gates in
+//! front of bqemulator, and a way to run the real `aurora2bq` binary against them.
+//!
+//! The services come from `scripts/test`, which exports where they are.
+#![allow(dead_code)]
+
+pub mod bq;
+pub mod chain;
+pub mod compare;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+
+pub fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through scripts/test, which starts the services they need")
+    })
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A database of its own, dropped when the test ends.
+pub struct PgDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl PgDb {
+    pub async fn new() -> PgDb {
+        let admin_url = env_var("AURORA2BQ_TEST_PG_URL");
+        let name = unique("a2b_test");
+        let mut admin = PgConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
+        let mut url = url::Url::parse(&admin_url).expect("PostgreSQL URL");
+        url.set_path(&format!("/{name}"));
+        PgDb { name, url: url.to_string(), admin_url }
+    }
+
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.expect("connect to the test database")
+    }
+
+    /// Runs a multi-statement SQL script.
+    pub async fn exec(&self, sql: &str) {
+        let mut c = self.connect().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect("SQL script");
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime; use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut c) = PgConnection::connect(&admin).await {
+                    let _ = c.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// What a run of the binary printed and how it ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "aurora2bq failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `aurora2bq ARGS` with the given environment, killed if it takes over 10 minutes.
+pub async fn aurora2bq(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"));
+    cmd.args(args).kill_on_drop(true).env("AURORA2BQ_LOG_FORMAT", "text").env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(600), cmd.output())
+        .await
+        .expect("aurora2bq finished within 10 minutes")
+        .expect("aurora2bq started");
+    out.into()
+}
+
+/// Writes an aurora2bq config for `tables` (source names) into `dir`.
+pub fn write_config(dir: &Path, chain: &chain::Chain, dataset: &str, tables: &[&str], extra: &str) -> PathBuf {
+    let mut text = format!(
+        r#"[source]
+engine = "postgres"
+url_env = "TEST_SOURCE_URL"
+
+[destination]
+project = "test-project"
+dataset = "{dataset}"
+
+[google]
+credentials = "{cred}"
+bigquery_url = "{rest}"
+storage_write_url = "{grpc}"
+allow_insecure_endpoints = true
+request_timeout_seconds = 30
+"#,
+        cred = chain.cred_path.display(),
+        rest = chain.rest_gate,
+        grpc = chain.grpc_gate,
+    );
+    text.push_str(extra);
+    for t in tables {
+        text.push_str(&format!("\n[[tables]]\nsource = \"{t}\"\n"));
+    }
+    let path = dir.join("aurora2bq.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
