@@ -18,14 +18,14 @@ use crate::types::BqField;
 pub enum SourceError {
     #[error("cannot read the source connection URL: {0}")]
     Url(String),
-    #[error("cannot connect to {engine} at {target}: {source}")]
+    #[error("cannot connect to {engine} at {target}")]
     Connect {
         engine: &'static str,
         target: String,
         #[source]
         source: sqlx::Error,
     },
-    #[error("{table}: {what}: {source}")]
+    #[error("{table}: {what}")]
     Query {
         table: String,
         what: &'static str,

@@ -14,7 +14,7 @@ pub const MAX_ROWS_BYTES: usize = 9 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    #[error("Arrow IPC encoding failed: {0}")]
+    #[error("Arrow IPC encoding failed")]
     Arrow(#[from] arrow_schema::ArrowError),
     #[error(
         "row {row} of this batch encodes to {bytes} bytes, more than the {max} bytes one Storage \

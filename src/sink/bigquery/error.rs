@@ -5,7 +5,7 @@ use crate::auth::AuthError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("getting an access token for BigQuery: {0}")]
+    #[error("getting an access token for BigQuery")]
     Auth(#[from] AuthError),
     #[error("BigQuery {what}: HTTP {status}: {message}{}", fix.as_ref().map(|f| format!("\n  fix: {f}")).unwrap_or_default())]
     Http { what: String, status: u16, message: String, fix: Option<String> },
@@ -17,7 +17,7 @@ pub enum SinkError {
     Grpc { what: String, code: String, message: String, transient: bool },
     #[error("Storage Write API refused rows of {table}: {}", format_rows(.rows))]
     RowErrors { table: String, rows: Vec<(i64, String)> },
-    #[error("{0}")]
+    #[error(transparent)]
     Encode(#[from] super::encode::EncodeError),
     #[error("{table}: {detail}")]
     Schema { table: String, detail: String },
