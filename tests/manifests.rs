@@ -1,0 +1,199 @@
+//! The deployment files: every Kubernetes manifest parses into the API types with no field
+//! left over (so a misspelt key fails here, not at `kubectl apply`), the pieces reference
+//! each other consistently, the shipped configs parse with aurora2bq's own parsers, and
+//! the Dockerfile is well formed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+fn k8s_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("k8s")
+}
+
+/// Parses YAML into `T` and checks that serializing `T` gives back every field that was
+/// written: the API types ignore unknown keys, so a typo would otherwise pass silently.
+fn parse_strict<T: DeserializeOwned + Serialize>(file: &Path) -> T {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let raw: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let typed: T = serde_json::from_value(raw.clone()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let back = serde_json::to_value(&typed).unwrap();
+    let mut lost = Vec::new();
+    missing_fields(&raw, &back, String::new(), &mut lost);
+    assert!(lost.is_empty(), "{}: unknown or misplaced fields: {lost:?}", file.display());
+    typed
+}
+
+fn missing_fields(written: &Value, kept: &Value, path: String, out: &mut Vec<String>) {
+    match (written, kept) {
+        (Value::Object(w), Value::Object(k)) => {
+            for (key, v) in w {
+                match k.get(key) {
+                    None => out.push(format!("{path}.{key}")),
+                    Some(kv) => missing_fields(v, kv, format!("{path}.{key}"), out),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(k)) => {
+            for (i, (a, b)) in w.iter().zip(k).enumerate() {
+                missing_fields(a, b, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Kustomization {
+    api_version: String,
+    kind: String,
+    namespace: String,
+    #[serde(default)]
+    labels: Vec<Value>,
+    resources: Vec<String>,
+    config_map_generator: Vec<Generator>,
+    secret_generator: Vec<Generator>,
+    #[serde(default)]
+    images: Vec<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Generator {
+    name: String,
+    files: Vec<String>,
+}
+
+#[test]
+fn kustomization_resources_and_generators_exist_and_fit_together() {
+    let k: Kustomization = parse_strict(&k8s_dir().join("kustomization.yaml"));
+    assert_eq!((k.api_version.as_str(), k.kind.as_str()), ("kustomize.config.k8s.io/v1beta1", "Kustomization"));
+    for r in &k.resources {
+        assert!(k8s_dir().join(r).is_file(), "resource {r} is missing");
+    }
+    for g in k.config_map_generator.iter().chain(&k.secret_generator) {
+        for f in &g.files {
+            assert!(k8s_dir().join(f).is_file(), "generator file {f} is missing");
+        }
+    }
+
+    let sa: ServiceAccount = parse_strict(&k8s_dir().join("serviceaccount.yaml"));
+    let sa_name = sa.metadata.name.clone().unwrap();
+    let role = sa.metadata.annotations.as_ref().and_then(|a| a.get("eks.amazonaws.com/role-arn")).expect("IRSA annotation");
+    assert!(role.starts_with("arn:aws:iam::"), "{role}");
+
+    let cj: CronJob = parse_strict(&k8s_dir().join("cronjob.yaml"));
+    let spec = cj.spec.as_ref().unwrap();
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    let job = spec.job_template.spec.as_ref().unwrap();
+    assert!(job.backoff_limit.is_some_and(|b| (0..=5).contains(&b)), "bounded backoffLimit");
+    assert!(job.active_deadline_seconds.is_some_and(|s| s > 0), "activeDeadlineSeconds");
+    let pod = job.template.spec.as_ref().unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some(sa_name.as_str()));
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let c = &pod.containers[0];
+    let env: BTreeMap<_, _> = c.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone())).collect();
+    let cred_path = env.get("GOOGLE_APPLICATION_CREDENTIALS").cloned().flatten().expect("GOOGLE_APPLICATION_CREDENTIALS");
+    let args = c.args.clone().unwrap_or_default();
+    let config_path = args.iter().skip_while(|a| *a != "--config").nth(1).expect("--config in args").clone();
+
+    // Each mounted file comes from a generator of this kustomization.
+    let volumes = pod.volumes.clone().unwrap_or_default();
+    let mount_of = |path: &str| -> (String, String) {
+        let dir = Path::new(path).parent().unwrap().to_str().unwrap().to_owned();
+        let file = Path::new(path).file_name().unwrap().to_str().unwrap().to_owned();
+        let m = c.volume_mounts.iter().flatten().find(|m| m.mount_path == dir).unwrap_or_else(|| panic!("nothing mounted at {dir}"));
+        (m.name.clone(), file)
+    };
+    let (cfg_vol, cfg_file) = mount_of(&config_path);
+    let cm = volumes.iter().find(|v| v.name == cfg_vol).and_then(|v| v.config_map.clone()).expect("config volume is a ConfigMap");
+    let generator = k.config_map_generator.iter().find(|g| g.name == cm.name).expect("ConfigMap from the generator");
+    assert!(generator.files.contains(&cfg_file));
+    let (cred_vol, cred_file) = mount_of(&cred_path);
+    let secret = volumes.iter().find(|v| v.name == cred_vol).and_then(|v| v.secret.clone()).expect("credential volume is a Secret");
+    let generator = k.secret_generator.iter().find(|g| Some(&g.name) == secret.secret_name.as_ref()).expect("Secret from the generator");
+    assert!(generator.files.contains(&cred_file));
+
+    // The shipped files parse with aurora2bq's own parsers, strictly (Google hosts only).
+    let cfg = aurora2bq::config::load(&k8s_dir().join(&cfg_file)).expect("k8s/config.toml");
+    match &cfg.source.url {
+        aurora2bq::config::UrlFrom::Env(name) => assert!(env.contains_key(name), "{name} is not set in the CronJob"),
+        other => panic!("{other:?}"),
+    }
+    let creds = aurora2bq::auth::credentials::load(&k8s_dir().join(&cred_file)).expect("credential-config.json");
+    let policy = aurora2bq::auth::endpoints::Policy { allow_insecure: false };
+    aurora2bq::auth::external::ExternalAccount::new(
+        creds,
+        policy,
+        reqwest::Client::new(),
+        std::sync::Arc::new(aurora2bq::auth::clock::SystemClock),
+    )
+    .map(|_| ())
+    .expect("the credential config uses Google's endpoints");
+}
+
+#[test]
+fn a_misspelt_field_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(k8s_dir().join("cronjob.yaml")).unwrap().replace("concurrencyPolicy", "concurencyPolicy");
+    let path = dir.path().join("cronjob.yaml");
+    std::fs::write(&path, text).unwrap();
+    let r = std::panic::catch_unwind(|| parse_strict::<CronJob>(&path));
+    assert!(r.is_err(), "a misspelt key must fail");
+}
+
+/// A small Dockerfile reader: known instructions, named stages, COPY --from naming an
+/// earlier stage, a non-root final user, and exec-form ENTRYPOINT/CMD.
+#[test]
+fn dockerfile_is_well_formed() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    const KNOWN: &[&str] = &["FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"];
+    let mut stages: Vec<String> = Vec::new();
+    let mut user = None;
+    let mut entrypoint = None;
+    let mut built_binary = false;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (instr, rest) = line.split_once(' ').unwrap_or((line, ""));
+        assert!(KNOWN.contains(&instr), "unknown instruction {instr}");
+        match instr {
+            "FROM" => {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                match parts.as_slice() {
+                    [_image, as_kw, name] if as_kw.eq_ignore_ascii_case("AS") => stages.push(name.to_string()),
+                    [_image] => stages.push(String::new()),
+                    _ => panic!("bad FROM: {line}"),
+                }
+                user = None;
+            }
+            "COPY" => {
+                if let Some(from) = rest.strip_prefix("--from=") {
+                    let stage = from.split_whitespace().next().unwrap();
+                    assert!(stages[..stages.len() - 1].iter().any(|s| s == stage), "COPY --from={stage}: no such earlier stage");
+                    assert!(rest.contains("/target/release/aurora2bq"), "copies the release binary");
+                }
+            }
+            "RUN" if rest.contains("cargo build") => {
+                assert!(rest.contains("--release") && rest.contains("--locked"), "{line}");
+                built_binary = true;
+            }
+            "USER" => user = Some(rest.to_owned()),
+            "ENTRYPOINT" => entrypoint = Some(serde_json::from_str::<Vec<String>>(rest).expect("exec-form ENTRYPOINT")),
+            "CMD" => {
+                serde_json::from_str::<Vec<String>>(rest).expect("exec-form CMD");
+            }
+            _ => {}
+        }
+    }
+    assert!(stages.len() >= 2, "multi-stage");
+    assert!(built_binary);
+    let user = user.expect("the final stage sets USER");
+    assert!(!user.starts_with("root") && !user.starts_with('0'), "non-root user, got {user}");
+    assert_eq!(entrypoint.unwrap(), vec!["/usr/local/bin/aurora2bq".to_string()]);
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock").is_file(), "--locked needs Cargo.lock");
+}
