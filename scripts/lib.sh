@@ -129,6 +129,70 @@ start_bqemulator() {
         "import urllib.request; urllib.request.urlopen('$BQ_REST/readyz', timeout=2)"
 }
 
+# The Google side as an administrator would set it up: a pool "eks" with an OIDC provider
+# for the cluster's issuer (here the emulator's), and a service account the pod's KSA
+# analytics/aurora2bq may impersonate. Starts the emulator with authenticating gates in
+# front of bqemulator, writes the pod token ($WORK/token) and the credential config
+# ($WORK/credential-config.json). Needs start_bqemulator and cargo_build first.
+start_google_emulator() {
+    local sa=aurora2bq@test-project.iam.gserviceaccount.com bin=$CARGO_TARGET_DIR/${PROFILE:-debug}
+    cat >"$WORK/google-project.json" <<JSON
+{
+  "project_number": "123456789012",
+  "providers": [{
+    "pool": "eks", "provider": "eks-oidc",
+    "allowed_audiences": ["sts.amazonaws.com"],
+    "attribute_mapping": {
+      "google.subject": "assertion.sub",
+      "attribute.ksa_name": "assertion.sub.extract('system:serviceaccount:{ksa_name}')"
+    }
+  }],
+  "service_accounts": [{
+    "email": "$sa",
+    "workload_identity_users": ["principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/eks/attribute.ksa_name/analytics:aurora2bq"]
+  }]
+}
+JSON
+    local emu_port; emu_port=$(free_port); REST_GATE=$(free_port); GRPC_GATE=$(free_port)
+    log "starting the Google emulator (issuer, STS, IAM) on $emu_port, gates to bqemulator on $REST_GATE and $GRPC_GATE"
+    "$bin/google-emulator" --config "$WORK/google-project.json" --port "$emu_port" \
+        --token-file "$WORK/token" --namespace analytics --service-account aurora2bq \
+        --gate-rest "$REST_GATE=$BQ_REST" --gate-grpc "$GRPC_GATE=$BQ_GRPC" >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
+    STARTED_PIDS+=($!)
+    wait_for "the Google emulator" 30 grep -q '"ready":true' "$WORK/emulator.out"
+    log "writing the credential config (as gcloud iam workload-identity-pools create-cred-config would)"
+    "$bin/aurora2bq" cred-config --project-number 123456789012 --pool eks --provider eks-oidc \
+        --service-account "$sa" --token-path "$WORK/token" \
+        --sts-url "http://127.0.0.1:$emu_port/v1/token" --iam-url "http://127.0.0.1:$emu_port" \
+        --output "$WORK/credential-config.json"
+}
+
+# The [google] lines of an aurora2bq config for the emulated chain.
+google_config_lines() {
+    cat <<TOML
+credentials = "$WORK/credential-config.json"
+# Local stand-ins; in production these are left out (Google's HTTPS endpoints).
+bigquery_url = "http://127.0.0.1:$REST_GATE"
+storage_write_url = "http://127.0.0.1:$GRPC_GATE"
+allow_insecure_endpoints = true
+TOML
+}
+
+# Creates a BigQuery dataset in bqemulator (what `bq mk --dataset` does for real).
+create_dataset() {
+    log "creating the BigQuery dataset $1"
+    python3 - "$BQ_REST" "$1" <<'PY'
+import json, sys, urllib.request
+body = json.dumps({"datasetReference": {"projectId": "test-project", "datasetId": sys.argv[2]}, "location": "US"}).encode()
+req = urllib.request.Request(sys.argv[1] + "/bigquery/v2/projects/test-project/datasets", body, {"content-type": "application/json"})
+try:
+    urllib.request.urlopen(req, timeout=30)
+except urllib.error.HTTPError as e:
+    if e.code != 409:
+        raise
+PY
+}
+
 cargo_build() {
     log "building (cargo target dir: $CARGO_TARGET_DIR)"
     (cd "$ROOT" && cargo build --quiet --workspace --bins "$@")

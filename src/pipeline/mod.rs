@@ -17,8 +17,9 @@ use crate::config::{Config, TableConfig};
 use crate::sink::{LoadStats, Sink};
 use crate::source::Source;
 
-/// Batches waiting between reader and writer: a couple keep both busy; more only use memory.
-const CHANNEL_DEPTH: usize = 2;
+/// Batches waiting between reader and writer: one lets the reader decode the next batch
+/// while the writer sends this one; more would only use memory.
+const CHANNEL_DEPTH: usize = 1;
 
 /// Copies every configured table; never fails as a whole: each table has its own outcome.
 pub async fn run_tables(

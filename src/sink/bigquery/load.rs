@@ -72,7 +72,7 @@ impl BigQueryLoad {
         sink.rest.create_table(&sink.dest.dataset, &resource).await?;
         let begun = async {
             let stream_name = sink.write.create_pending_stream(&sink.table_path(&staging)).await?;
-            let schema = schema_bytes(&arrow_schema(&fields));
+            let schema = bytes::Bytes::from(schema_bytes(&arrow_schema(&fields)));
             Ok::<_, SinkError>(AppendStream::start(sink.write.clone(), stream_name, schema, MAX_INFLIGHT))
         }
         .await;
@@ -147,7 +147,7 @@ impl TableLoad for BigQueryLoad {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
         let stream = self.stream.as_mut().expect("write after commit");
         for (rows, bytes) in split_encode(&batch, MAX_ROWS_BYTES)? {
-            stream.append(bytes, rows).await?;
+            stream.append(bytes::Bytes::from(bytes), rows).await?;
             self.rows_sent += rows as i64;
         }
         Ok(())

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
 use googleapis_tonic_google_cloud_bigquery_storage_v1::google::cloud::bigquery::storage::v1 as pb;
 use pb::append_rows_request::{ArrowData, Rows};
 use tokio::sync::mpsc;
@@ -31,7 +32,7 @@ pub struct StreamOutcome {
 }
 
 struct Append {
-    payload: Vec<u8>,
+    payload: Bytes,
     rows: usize,
 }
 
@@ -43,7 +44,7 @@ pub struct AppendStream {
 }
 
 impl AppendStream {
-    pub fn start(client: WriteClient, name: String, schema: Vec<u8>, max_inflight: usize) -> Self {
+    pub fn start(client: WriteClient, name: String, schema: Bytes, max_inflight: usize) -> Self {
         let (tx, rx) = mpsc::channel(1);
         let task = Task {
             client,
@@ -60,7 +61,7 @@ impl AppendStream {
     }
 
     /// Queues one IPC record batch of `rows` rows; waits while the stream is busy.
-    pub async fn append(&mut self, payload: Vec<u8>, rows: usize) -> Result<(), SinkError> {
+    pub async fn append(&mut self, payload: Bytes, rows: usize) -> Result<(), SinkError> {
         let tx = self.tx.as_ref().expect("append after finish");
         if tx.send(Append { payload, rows }).await.is_err() {
             // The task stopped: its result says why.
@@ -87,7 +88,8 @@ impl AppendStream {
 struct Pending {
     offset: i64,
     rows: usize,
-    payload: Vec<u8>,
+    /// Shared with the request in flight: resending costs no copy.
+    payload: Bytes,
     /// Sent again after a reconnect: ALREADY_EXISTS then means it was written the first time.
     resent: bool,
 }
@@ -100,7 +102,7 @@ struct Conn {
 struct Task {
     client: WriteClient,
     name: String,
-    schema: Vec<u8>,
+    schema: Bytes,
     max_inflight: usize,
     inflight: VecDeque<Pending>,
     next_offset: i64,
