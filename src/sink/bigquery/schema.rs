@@ -135,6 +135,15 @@ mod tests {
     }
 
     #[test]
+    fn staging_resources_carry_their_expiration() {
+        let r = table_resource("p", "d", "t__stg", &[f("id", BqType::Int64)], Some(1_700_000_000_000), Some("x"));
+        assert_eq!(r["expirationTime"], "1700000000000");
+        assert_eq!(r["tableReference"]["tableId"], "t__stg");
+        assert_eq!(r["schema"]["fields"][0], serde_json::json!({"name": "id", "type": "INT64", "mode": "NULLABLE"}));
+        assert!(table_resource("p", "d", "t", &[], None, None).get("expirationTime").is_none());
+    }
+
+    #[test]
     fn column_names_follow_bigquery_rules() {
         assert!(valid_column_name("order_id"));
         assert!(valid_column_name("_x1"));
