@@ -17,6 +17,7 @@ pub enum Service {
     IamCredentials,
     BigQuery,
     BigQueryStorage,
+    Oauth2,
 }
 
 impl Service {
@@ -26,12 +27,18 @@ impl Service {
             Service::IamCredentials => "iamcredentials",
             Service::BigQuery => "bigquery",
             Service::BigQueryStorage => "bigquerystorage",
+            Service::Oauth2 => "oauth2",
         }
     }
 }
 
 /// Checks `url` against the policy; the error says which key and why.
 pub fn check(policy: Policy, service: Service, key: &str, url: &str) -> Result<Url, String> {
+    check_in(policy, service, key, url, "googleapis.com")
+}
+
+/// As [`check`], for a credential config's `universe_domain` (default `googleapis.com`).
+pub fn check_in(policy: Policy, service: Service, key: &str, url: &str, universe: &str) -> Result<Url, String> {
     let parsed = Url::parse(url).map_err(|e| format!("{key} {url:?} is not a URL: {e}"))?;
     if policy.allow_insecure {
         return match parsed.scheme() {
@@ -46,7 +53,7 @@ pub fn check(policy: Policy, service: Service, key: &str, url: &str) -> Result<U
         ));
     }
     let host = parsed.host_str().unwrap_or_default();
-    if !is_google_host(service.label(), host) {
+    if !is_google_host(service.label(), host, universe) {
         return Err(format!(
             "{key} {url:?} is not a Google {} endpoint; a credential config must not send \
              tokens to another host",
@@ -59,11 +66,11 @@ pub fn check(policy: Policy, service: Service, key: &str, url: &str) -> Result<U
 /// `S.googleapis.com`, `*.S.googleapis.com`, `S.*.googleapis.com`, `*-S.googleapis.com`,
 /// `S-*.p.googleapis.com`, each optionally with `.mtls` before `googleapis.com` (the
 /// patterns Google's libraries once enforced, wif-spec.md §1).
-fn is_google_host(s: &str, host: &str) -> bool {
+fn is_google_host(s: &str, host: &str, universe: &str) -> bool {
     let host = host.to_ascii_lowercase();
     let Some(prefix) = host
-        .strip_suffix(".mtls.googleapis.com")
-        .or_else(|| host.strip_suffix(".googleapis.com"))
+        .strip_suffix(&format!(".mtls.{universe}"))
+        .or_else(|| host.strip_suffix(&format!(".{universe}")))
     else {
         return false;
     };
@@ -121,6 +128,13 @@ mod tests {
             let e = check(STRICT, Service::Sts, "token_url", url).unwrap_err();
             assert!(e.contains("token_url"), "{url}: {e}");
         }
+    }
+
+    #[test]
+    fn another_universe_is_honoured_only_when_configured() {
+        let url = "https://sts.example-universe.net/v1/token";
+        assert!(check(STRICT, Service::Sts, "token_url", url).is_err());
+        assert!(check_in(STRICT, Service::Sts, "token_url", url, "example-universe.net").is_ok());
     }
 
     #[test]

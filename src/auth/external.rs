@@ -39,9 +39,10 @@ impl ExternalAccount {
                 ),
             )
         };
-        endpoints::check(policy, Service::Sts, "token_url", &config.token_url).map_err(refuse)?;
+        let universe = config.universe_domain.as_str();
+        endpoints::check_in(policy, Service::Sts, "token_url", &config.token_url, universe).map_err(refuse)?;
         if let Some(imp) = &config.impersonation {
-            endpoints::check(policy, Service::IamCredentials, "service_account_impersonation_url", &imp.url)
+            endpoints::check_in(policy, Service::IamCredentials, "service_account_impersonation_url", &imp.url, universe)
                 .map_err(refuse)?;
         }
         Ok(Self { config, http, clock, retry: Policy::STANDARD })

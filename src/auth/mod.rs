@@ -13,6 +13,7 @@ pub mod external;
 pub mod hints;
 pub mod impersonate;
 pub mod jwt;
+pub mod oauth;
 pub mod static_file;
 pub mod sts;
 pub mod subject;
@@ -62,6 +63,7 @@ pub enum Link {
     StsExchange,
     Impersonation,
     AccessTokenFile,
+    OauthToken,
 }
 
 impl Link {
@@ -72,6 +74,7 @@ impl Link {
             Link::StsExchange => "STS token exchange",
             Link::Impersonation => "service account impersonation",
             Link::AccessTokenFile => "access token file",
+            Link::OauthToken => "OAuth token endpoint",
         }
     }
 }
@@ -108,34 +111,68 @@ pub fn from_config(
     http: reqwest::Client,
 ) -> Result<Arc<dyn TokenSource>, AuthError> {
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
-    match &config.credentials {
+    let policy = endpoints::Policy { allow_insecure: config.allow_insecure_endpoints };
+    let inner: Arc<dyn TokenSource> = match &config.credentials {
+        // Re-read on every call and never cached: the file is the cache.
         CredentialsFrom::AccessTokenFile(path) => {
-            Ok(Arc::new(static_file::StaticTokenFile::new(path.clone(), clock)))
+            return Ok(Arc::new(static_file::StaticTokenFile::new(path.clone(), clock)));
         }
         CredentialsFrom::File(path) => {
             let path = credential_path(path.as_ref())?;
-            let creds = credentials::load(&path)?;
-            let policy = endpoints::Policy { allow_insecure: config.allow_insecure_endpoints };
-            let inner = external::ExternalAccount::new(creds, policy, http, clock.clone())?;
-            Ok(Arc::new(cache::CachedTokenSource::new(Arc::new(inner), clock)))
+            from_file(&path, policy, http, clock.clone())?
         }
-    }
+    };
+    Ok(Arc::new(cache::CachedTokenSource::new(inner, clock)))
 }
 
-/// The credential file: the configured path, else `$GOOGLE_APPLICATION_CREDENTIALS`.
+/// The uncached token source for a credential file, by its `type`.
+pub fn from_file(
+    path: &std::path::Path,
+    policy: endpoints::Policy,
+    http: reqwest::Client,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<Arc<dyn TokenSource>, AuthError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        AuthError::broken(
+            Link::CredentialConfig,
+            format!("cannot read the credential file {}: {e}", path.display()),
+            Some("check GOOGLE_APPLICATION_CREDENTIALS (or google.credentials) points at the mounted credential config".into()),
+        )
+    })?;
+    let kind = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+    Ok(match kind.as_deref() {
+        Some("service_account") => Arc::new(oauth::OauthToken::service_account(path, &text, policy, http, clock)?),
+        Some("authorized_user") => Arc::new(oauth::OauthToken::authorized_user(path, &text, policy, http, clock)?),
+        // Everything else, including unreadable JSON, gets external_account's detailed errors.
+        _ => Arc::new(external::ExternalAccount::new(credentials::parse(path, &text)?, policy, http, clock)?),
+    })
+}
+
+/// The credential file, in the order Google's libraries look: the configured path,
+/// `$GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's application default credentials.
 pub fn credential_path(configured: Option<&PathBuf>) -> Result<PathBuf, AuthError> {
     if let Some(p) = configured {
         return Ok(p.clone());
     }
-    match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+    if let Some(p) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let gcloud = std::env::var_os("CLOUDSDK_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))
+        .map(|d| d.join("application_default_credentials.json"));
+    match gcloud {
+        Some(p) if p.is_file() => Ok(p),
         _ => Err(AuthError::broken(
             Link::CredentialConfig,
-            "no Google credentials: GOOGLE_APPLICATION_CREDENTIALS is not set and the config has \
-             no google.credentials",
+            "no Google credentials: google.credentials is not set, GOOGLE_APPLICATION_CREDENTIALS is \
+             not set, and there are no gcloud application default credentials",
             Some(
-                "mount the credential config written by `gcloud iam workload-identity-pools \
-                 create-cred-config` and set GOOGLE_APPLICATION_CREDENTIALS to its path"
+                "in the pod, mount the credential config written by `aurora2bq cred-config` (or gcloud's \
+                 create-cred-config) and set GOOGLE_APPLICATION_CREDENTIALS to its path; locally, run \
+                 `gcloud auth application-default login`"
                     .into(),
             ),
         )),

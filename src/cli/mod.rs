@@ -2,6 +2,7 @@
 //! an exit code. Commands live one per file.
 
 mod cred_config;
+mod doctor;
 mod logging;
 mod run;
 
@@ -37,6 +38,10 @@ enum Command {
         #[arg(long, short, env = "AURORA2BQ_CONFIG")]
         config: PathBuf,
     },
+    /// Check every link from the pod's token to the source tables, and say how to fix the first broken one.
+    Doctor(doctor::DoctorArgs),
+    /// Print an access token from the configured credentials (for debugging, like gcloud auth print-access-token).
+    Token(doctor::TokenArgs),
     /// Write an external_account credential config for an EKS pod (like gcloud's create-cred-config).
     CredConfig(cred_config::Args),
 }
@@ -57,6 +62,8 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => run::run(&config).await,
+            Command::Doctor(args) => doctor::doctor(args).await,
+            Command::Token(args) => doctor::token(args).await,
             Command::CredConfig(_) => unreachable!("handled before the runtime starts"),
         }
     });

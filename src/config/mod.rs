@@ -115,6 +115,19 @@ pub struct GoogleConfig {
     pub request_timeout: Duration,
 }
 
+impl Default for GoogleConfig {
+    /// Google's endpoints and the default credential lookup.
+    fn default() -> Self {
+        Self {
+            credentials: CredentialsFrom::File(None),
+            bigquery_url: url::Url::parse("https://bigquery.googleapis.com").expect("static URL"),
+            storage_write_url: url::Url::parse("https://bigquerystorage.googleapis.com").expect("static URL"),
+            allow_insecure_endpoints: false,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// A batch is closed when it holds this many rows ...

@@ -68,6 +68,25 @@ impl BigQuerySink {
         self.rest.get_dataset(&self.dest.dataset).await.map(|_| ())
     }
 
+    /// Creates a scratch table, opens a PENDING write stream on it and finalizes it (so
+    /// nothing is ever committed), then drops the table: the permissions a run needs.
+    pub async fn write_probe(&self) -> Result<(), SinkError> {
+        let table = format!("_aurora2bq_doctor_probe_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let fields = [crate::types::BqField { name: "probe".into(), ty: crate::types::BqType::Int64, repeated: false }];
+        let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let ms = expires.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let resource = schema::table_resource(&self.dest.project, &self.dest.dataset, &table, &fields, Some(ms), Some("aurora2bq doctor probe"));
+        self.rest.create_table(&self.dest.dataset, &resource).await?;
+        let streamed = async {
+            let stream = self.write.create_pending_stream(&self.table_path(&table)).await?;
+            self.write.finalize(&stream).await
+        }
+        .await;
+        let dropped = self.rest.delete_table(&self.dest.dataset, &table).await;
+        streamed?;
+        dropped
+    }
+
     pub fn rest(&self) -> &RestClient {
         &self.rest
     }

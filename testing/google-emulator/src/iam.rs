@@ -58,6 +58,7 @@ pub async fn generate_access_token(
         );
     };
     if headers.contains_key("x-goog-user-project") {
+        s.quota_header_seen.store(true, std::sync::atomic::Ordering::SeqCst);
         return google_error(
             403,
             "PERMISSION_DENIED",

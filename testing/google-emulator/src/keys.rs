@@ -22,6 +22,15 @@ impl SigningKey {
         Self { kid: kid.to_owned(), pair }
     }
 
+    /// The private key as PKCS#8 PEM, as in a Google service-account key file.
+    pub fn pkcs8_pem(&self) -> String {
+        use aws_lc_rs::encoding::AsDer;
+        let der: aws_lc_rs::encoding::Pkcs8V1Der = self.pair.as_der().expect("PKCS#8 export");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64")).collect();
+        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+    }
+
     /// The public key as a JWK.
     pub fn jwk(&self) -> Value {
         let pk = self.pair.public_key();

@@ -11,6 +11,7 @@ mod config;
 mod gate;
 mod iam;
 mod keys;
+mod oauth;
 mod state;
 mod sts;
 
@@ -45,6 +46,7 @@ impl Emulator {
             .route("/oidc/id/{cluster}/.well-known/openid-configuration", get(state::discovery))
             .route("/oidc/id/{cluster}/keys", get(state::jwks))
             .route("/v1/token", post(sts::token))
+            .route("/token", post(oauth::token))
             .route("/v1/tokeninfo", get(state::tokeninfo))
             .route("/v1/{*rest}", post(iam::generate_access_token))
             .with_state(state.clone());
@@ -103,6 +105,43 @@ impl Emulator {
     /// Makes the next `n` calls to `endpoint` misbehave.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, n: usize) {
         self.state.inject(endpoint, fault, n);
+    }
+
+    /// A new key for service account `email`, as the JSON key file Google hands out; its
+    /// `token_uri` is this emulator.
+    pub fn create_service_account_key(&self, email: &str) -> serde_json::Value {
+        let key = keys::SigningKey::generate(&uuid::Uuid::new_v4().simple().to_string());
+        self.state.sa_keys.lock().expect("keys lock").insert(key.kid.clone(), (email.to_owned(), key.jwk()));
+        serde_json::json!({
+            "type": "service_account",
+            "project_id": "test-project",
+            "private_key_id": key.kid,
+            "private_key": key.pkcs8_pem(),
+            "client_email": email,
+            "client_id": "1000000000000000000",
+            "token_uri": format!("{}/token", self.base_url()),
+        })
+    }
+
+    /// gcloud's application default credentials for a user, refreshable here.
+    pub fn authorized_user(&self, email: &str) -> serde_json::Value {
+        let (id, secret, refresh) = ("emu-client.apps.googleusercontent.com", "emu-secret", uuid::Uuid::new_v4().to_string());
+        self.state
+            .users
+            .lock()
+            .expect("users lock")
+            .insert(refresh.clone(), (id.into(), secret.into(), email.into()));
+        serde_json::json!({"type": "authorized_user", "client_id": id, "client_secret": secret, "refresh_token": refresh})
+    }
+
+    /// Whether any STS or IAM call carried `x-goog-user-project`.
+    pub fn quota_header_seen(&self) -> bool {
+        self.state.quota_header_seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Drops every planned fault.
+    pub fn clear_faults(&self) {
+        self.state.clear_faults();
     }
 
     pub fn calls(&self, endpoint: Endpoint) -> u64 {

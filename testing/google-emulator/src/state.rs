@@ -41,6 +41,12 @@ pub struct State {
     gate_passed: AtomicU64,
     gate_refused: AtomicU64,
     faults: Mutex<HashMap<Endpoint, VecDeque<Fault>>>,
+    /// Service-account keys by key id: (email, public JWK).
+    pub sa_keys: Mutex<HashMap<String, (String, Value)>>,
+    /// gcloud users by refresh token: (client id, client secret, email).
+    pub users: Mutex<HashMap<String, (String, String, String)>>,
+    /// Set when any call arrives with a quota-project header (`x-goog-user-project`).
+    pub quota_header_seen: std::sync::atomic::AtomicBool,
 }
 
 pub fn now_secs() -> i64 {
@@ -61,6 +67,9 @@ impl State {
             gate_passed: AtomicU64::new(0),
             gate_refused: AtomicU64::new(0),
             faults: Mutex::new(HashMap::new()),
+            sa_keys: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            quota_header_seen: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -134,6 +143,10 @@ impl State {
         for _ in 0..n {
             q.push_back(fault);
         }
+    }
+
+    pub fn clear_faults(&self) {
+        self.faults.lock().expect("faults lock").clear();
     }
 
     /// Applies the next planned fault, if any: an answer to send instead, or a delay.

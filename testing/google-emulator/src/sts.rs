@@ -22,8 +22,15 @@ fn err(code: &str, description: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": code, "error_description": description.into()}))).into_response()
 }
 
-pub async fn token(AxState(s): AxState<Arc<State>>, Form(f): Form<HashMap<String, String>>) -> Response {
+pub async fn token(
+    AxState(s): AxState<Arc<State>>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
     s.count(Endpoint::Sts);
+    if headers.contains_key("x-goog-user-project") {
+        s.quota_header_seen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     if let Some(r) = s.fault(Endpoint::Sts).await {
         return r;
     }
