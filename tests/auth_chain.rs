@@ -130,6 +130,13 @@ const CASES: &[Case] = &[
         fix: "system:serviceaccount:analytics:aurora2bq",
     },
     Case {
+        name: "subject over 127 bytes",
+        setup: |c| c.write_token(&TokenSpec { subject: Some(format!("system:serviceaccount:analytics:{}", "k".repeat(120))), ..Default::default() }),
+        link: Link::StsExchange,
+        problem: "exceeds the 127 bytes limit",
+        fix: "google.subject=assertion.sub",
+    },
+    Case {
         name: "token file missing",
         setup: |c| std::fs::remove_file(&c.token_path).unwrap(),
         link: Link::SubjectToken,
