@@ -3,6 +3,7 @@
 
 mod cred_config;
 mod doctor;
+mod extract;
 mod logging;
 mod run;
 
@@ -40,6 +41,8 @@ enum Command {
     },
     /// Check every link from the pod's token to the source tables, and say how to fix the first broken one.
     Doctor(doctor::DoctorArgs),
+    /// Read every table as a run would and discard the rows (measures and checks the source side).
+    Extract(extract::Args),
     /// Print an access token from the configured credentials (for debugging, like gcloud auth print-access-token).
     Token(doctor::TokenArgs),
     /// Write an external_account credential config for an EKS pod (like gcloud's create-cred-config).
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
             Command::Run { config } => run::run(&config).await,
             Command::Doctor(args) => doctor::doctor(args).await,
             Command::Token(args) => doctor::token(args).await,
+            Command::Extract(args) => extract::extract(args).await,
             Command::CredConfig(_) => unreachable!("handled before the runtime starts"),
         }
     });

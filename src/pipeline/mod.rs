@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use summary::{RunSummary, TableOutcome};
+pub use summary::{human_bytes, RunSummary, TableOutcome};
 
 use crate::config::{Config, TableConfig};
 use crate::sink::{LoadStats, Sink};
