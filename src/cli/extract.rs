@@ -34,7 +34,7 @@ pub async fn extract(a: Args) -> u8 {
     for t in &config.tables {
         let started = Instant::now();
         let result = async {
-            let read = src.open(t).await?;
+            let read = src.open(t, None).await?;
             let (tx, mut rx) = tokio::sync::mpsc::channel(1);
             let reader = tokio::spawn(read.read_into(tx));
             let (mut batches, mut bytes) = (0u64, 0usize);

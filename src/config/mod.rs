@@ -6,11 +6,13 @@
 //! Every key is documented in `docs/config.md`.
 
 mod raw;
+mod table;
 mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use table::{Cast, LoadMode, TableConfig, TableSource};
 pub use validate::validate;
 
 /// Where a configuration problem is: the file, the 1-based line, the dotted key.
@@ -82,6 +84,16 @@ pub struct SourceConfig {
     pub connect_timeout: Duration,
     /// CA bundle (e.g. the RDS global bundle) used to verify the server certificate.
     pub ca_file: Option<PathBuf>,
+    /// What to do with MySQL zero dates (`0000-00-00`), which have no BigQuery value.
+    pub zero_dates: ZeroDates,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroDates {
+    /// Stop the table with an error naming the column and row.
+    Error,
+    /// Load NULL, and count how many in the summary.
+    Null,
 }
 
 #[derive(Debug, Clone)]
@@ -138,27 +150,4 @@ pub struct RunConfig {
     pub table_concurrency: usize,
     /// Upper bound for one table, start to finish.
     pub table_timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableConfig {
-    /// Schema (PostgreSQL) or database (MySQL); `None` means the connection's default.
-    pub source_schema: Option<String>,
-    pub source_table: String,
-    pub target: String,
-    /// Columns left out of the copy.
-    pub exclude_columns: Vec<String>,
-    /// Columns read as their text form (`cast = { col = "text" }`), for types that have
-    /// no exact BigQuery counterpart.
-    pub cast_to_text: Vec<String>,
-}
-
-impl TableConfig {
-    /// The source name as written in the config, for messages.
-    pub fn source_name(&self) -> String {
-        match &self.source_schema {
-            Some(s) => format!("{s}.{}", self.source_table),
-            None => self.source_table.clone(),
-        }
-    }
 }

@@ -1,5 +1,7 @@
 //! The config file exactly as written: serde structs that refuse unknown keys.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -25,6 +27,7 @@ pub struct RawSource {
     pub statement_timeout_seconds: Option<Spanned<u64>>,
     pub connect_timeout_seconds: Option<Spanned<u64>>,
     pub ca_file: Option<Spanned<String>>,
+    pub zero_dates: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -59,10 +62,18 @@ pub struct RawRun {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTable {
-    pub source: Spanned<String>,
+    pub source: Option<Spanned<String>>,
+    pub query: Option<Spanned<String>>,
     pub target: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
+    pub cursor: Option<Spanned<String>>,
+    pub lookback: Option<Spanned<i64>>,
+    pub key: Option<Vec<String>>,
+    pub soft_delete_column: Option<Spanned<String>>,
+    pub columns: Option<Vec<String>>,
     #[serde(default)]
     pub exclude_columns: Vec<String>,
     #[serde(default)]
-    pub cast: std::collections::BTreeMap<String, Spanned<String>>,
+    pub cast: BTreeMap<String, Spanned<String>>,
+    pub parallel_chunks: Option<Spanned<u64>>,
 }

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawDestination, RawGoogle, RawRun, RawSource, RawTable};
+use super::raw::{RawConfig, RawDestination, RawGoogle, RawRun, RawSource};
 use super::*;
 
 const DEFAULT_BIGQUERY_URL: &str = "https://bigquery.googleapis.com";
 const DEFAULT_STORAGE_WRITE_URL: &str = "https://bigquerystorage.googleapis.com";
 
-struct Ctx<'a> {
-    path: &'a Path,
-    text: &'a str,
+pub(super) struct Ctx<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
 }
 
 impl Ctx<'_> {
@@ -24,7 +24,7 @@ impl Ctx<'_> {
         self.text[..end].bytes().filter(|b| *b == b'\n').count() + 1
     }
 
-    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+    pub fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_owned(),
             line: self.line(span),
@@ -34,7 +34,7 @@ impl Ctx<'_> {
     }
 
     /// A positive number within `range`, else an error naming the key.
-    fn bounded(
+    pub fn bounded(
         &self,
         v: &Option<Spanned<u64>>,
         key: &str,
@@ -60,7 +60,7 @@ pub fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Confi
     let destination = destination(&cx, raw.destination)?;
     let google = google(&cx, raw.google)?;
     let run = run(&cx, raw.run)?;
-    let tables = tables(&cx, source.engine, raw.tables)?;
+    let tables = tables::tables(&cx, source.engine, raw.tables)?;
     Ok(Config { source, destination, google, run, tables })
 }
 
@@ -117,6 +117,13 @@ fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError
     let connect_timeout =
         cx.bounded(&raw.connect_timeout_seconds, "source.connect_timeout_seconds", 30, 1..601)?;
     let ca_file = raw.ca_file.map(|f| non_empty_path(cx, &f, "source.ca_file")).transpose()?;
+    let zero_dates = match raw.zero_dates.as_ref().map(|z| (z.get_ref().as_str(), z.span())) {
+        None | Some(("error", _)) => ZeroDates::Error,
+        Some(("null", _)) => ZeroDates::Null,
+        Some((other, span)) => {
+            return Err(cx.err(span, "source.zero_dates", format!("{other:?}: use \"error\" or \"null\"")));
+        }
+    };
     Ok(SourceConfig {
         engine,
         url,
@@ -124,6 +131,7 @@ fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError
         statement_timeout: (statement_timeout > 0).then(|| Duration::from_secs(statement_timeout)),
         connect_timeout: Duration::from_secs(connect_timeout),
         ca_file,
+        zero_dates,
     })
 }
 
@@ -211,99 +219,18 @@ fn run(cx: &Ctx, raw: RawRun) -> Result<RunConfig, ConfigError> {
     })
 }
 
-fn tables(
-    cx: &Ctx,
-    engine: Engine,
-    raw: Option<Spanned<Vec<Spanned<RawTable>>>>,
-) -> Result<Vec<TableConfig>, ConfigError> {
-    let end = cx.text.len()..cx.text.len();
-    let raw = raw.unwrap_or_else(|| Spanned::new(end, Vec::new()));
-    if raw.get_ref().is_empty() {
-        return Err(cx.err(
-            raw.span(),
-            "tables",
-            "no tables listed: add at least one [[tables]] entry with `source = \"schema.table\"`",
-        ));
-    }
-    let mut out: Vec<TableConfig> = Vec::new();
-    for (i, t) in raw.into_inner().into_iter().enumerate() {
-        let t: RawTable = t.into_inner();
-        let key = format!("tables[{i}].source");
-        let (schema, name) = split_source(t.source.get_ref()).ok_or_else(|| {
-            cx.err(
-                t.source.span(),
-                &key,
-                format!(
-                    "{:?} is not a table name: write `table` or `{}.table`",
-                    t.source.get_ref(),
-                    if engine == Engine::Postgres { "schema" } else { "database" }
-                ),
-            )
-        })?;
-        let (target, target_span) = match &t.target {
-            Some(tg) => (tg.get_ref().clone(), tg.span()),
-            None => (name.clone(), t.source.span()),
-        };
-        if !is_bq_name(&target) {
-            return Err(cx.err(
-                target_span,
-                &format!("tables[{i}].target"),
-                format!(
-                    "{target:?} is not usable as a BigQuery table name (letters, digits, \
-                     underscores); set `target` to one"
-                ),
-            ));
-        }
-        if let Some(prev) = out.iter().find(|p| p.target == target) {
-            return Err(cx.err(
-                target_span,
-                &format!("tables[{i}].target"),
-                format!("target {target:?} is already used by source {:?}", prev.source_name()),
-            ));
-        }
-        let mut cast_to_text = Vec::new();
-        for (col, to) in &t.cast {
-            if to.get_ref() != "text" {
-                return Err(cx.err(
-                    to.span(),
-                    &format!("tables[{i}].cast.{col}"),
-                    format!("cannot cast to {:?}: the only cast is \"text\"", to.get_ref()),
-                ));
-            }
-            cast_to_text.push(col.clone());
-        }
-        out.push(TableConfig {
-            source_schema: schema,
-            source_table: name,
-            target,
-            exclude_columns: t.exclude_columns,
-            cast_to_text,
-        });
-    }
-    Ok(out)
-}
-
-/// `table` or `schema.table`; each part non-empty, no quoting games.
-fn split_source(s: &str) -> Option<(Option<String>, String)> {
-    let ok = |p: &str| !p.is_empty() && !p.contains(['"', '`', '\0']) && p.trim() == p;
-    match s.split_once('.') {
-        None if ok(s) => Some((None, s.to_owned())),
-        Some((a, b)) if ok(a) && ok(b) && !b.contains('.') => Some((Some(a.into()), b.into())),
-        _ => None,
-    }
-}
-
-/// Dataset and table IDs we create: ASCII letters, digits and underscores, at most 1024.
-fn is_bq_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 1024 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn non_empty_path(cx: &Ctx, v: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+pub(super) fn non_empty_path(cx: &Ctx, v: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
     if v.get_ref().trim().is_empty() {
         return Err(cx.err(v.span(), key, "is empty: give a file path"));
     }
     Ok(PathBuf::from(v.get_ref()))
 }
 
+/// Dataset and table IDs we create: ASCII letters, digits and underscores, at most 1024.
+pub(super) fn is_bq_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 1024 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+mod tables;
 #[cfg(test)]
 mod tests;

@@ -340,7 +340,7 @@ impl Doctor {
         };
         let mut details = vec![format!("connected ({})", cfg.source.engine.name())];
         for t in &cfg.tables {
-            match src.open(t).await {
+            match src.open(t, None).await {
                 Ok(read) => {
                     let s = read.schema();
                     let key = if s.primary_key.is_empty() { "no primary key".to_string() } else { format!("key ({})", s.primary_key.join(", ")) };

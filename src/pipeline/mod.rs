@@ -68,7 +68,7 @@ async fn copy_table(
 ) -> anyhow::Result<LoadStats> {
     let deadline = Instant::now() + timeout;
     let read = tokio::select! {
-        r = source.open(table) => r?,
+        r = source.open(table, None) => r?,
         e = stop_reason(&stop, deadline) => return Err(e),
     };
     let schema = read.schema().clone();

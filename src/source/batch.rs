@@ -28,6 +28,9 @@ pub enum ColumnBuilder {
     Datetime(TimestampMicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder),
     Time(Time64MicrosecondBuilder),
+    /// A REPEATED column: the element values, and where each row's list ends. BigQuery has
+    /// no NULL arrays, so a NULL list is written as an empty one.
+    List { child: Box<ColumnBuilder>, offsets: Vec<i32>, item: arrow_schema::FieldRef },
 }
 
 impl ColumnBuilder {
@@ -74,6 +77,7 @@ impl ColumnBuilder {
             Self::Date(b) => b.append_null(),
             Self::Datetime(b) | Self::Timestamp(b) => b.append_null(),
             Self::Time(b) => b.append_null(),
+            Self::List { offsets, .. } => offsets.push(*offsets.last().expect("starts with 0")),
         }
     }
 
@@ -89,6 +93,48 @@ impl ColumnBuilder {
             Self::Date(b) => Arc::new(b.finish()),
             Self::Datetime(b) | Self::Timestamp(b) => Arc::new(b.finish()),
             Self::Time(b) => Arc::new(b.finish()),
+            Self::List { child, offsets, item } => {
+                let values = child.finish();
+                let offsets = std::mem::replace(offsets, vec![0]);
+                Arc::new(arrow_array::ListArray::new(
+                    item.clone(),
+                    arrow_buffer::OffsetBuffer::new(offsets.into()),
+                    values,
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// A builder for a REPEATED column of `ty`.
+    pub fn list(ty: BqType, rows: usize, data: usize) -> Self {
+        Self::List {
+            child: Box::new(Self::with_capacity(ty, rows * 4, data)),
+            offsets: {
+                let mut v = Vec::with_capacity(rows + 1);
+                v.push(0);
+                v
+            },
+            item: Arc::new(arrow_schema::Field::new("item", ty.arrow(), true)),
+        }
+    }
+
+    /// The element builder of a REPEATED column.
+    pub fn child(&mut self) -> &mut ColumnBuilder {
+        match self {
+            Self::List { child, .. } => child,
+            _ => unreachable!("child() on a scalar builder"),
+        }
+    }
+
+    /// Ends the current row's list after `n` elements were pushed to the child.
+    pub fn end_list(&mut self, n: usize) {
+        match self {
+            Self::List { offsets, .. } => {
+                let last = *offsets.last().expect("starts with 0");
+                offsets.push(last + n as i32);
+            }
+            _ => unreachable!("end_list() on a scalar builder"),
         }
     }
 }
@@ -131,7 +177,7 @@ impl ColumnBuilder {
 /// Collects rows into builders and hands out a RecordBatch when it is full.
 pub struct BatchAssembler {
     schema: SchemaRef,
-    types: Vec<BqType>,
+    types: Vec<(BqType, bool)>,
     pub columns: Vec<ColumnBuilder>,
     rows: usize,
     bytes: usize,
@@ -143,8 +189,11 @@ impl BatchAssembler {
     pub fn new(fields: &[BqField], max_rows: usize, max_bytes: usize) -> Self {
         Self {
             schema: crate::types::arrow_schema(fields),
-            types: fields.iter().map(|f| f.ty).collect(),
-            columns: fields.iter().map(|f| ColumnBuilder::new(f.ty)).collect(),
+            types: fields.iter().map(|f| (f.ty, f.repeated)).collect(),
+            columns: fields
+                .iter()
+                .map(|f| if f.repeated { ColumnBuilder::list(f.ty, 1024, 16 * 1024) } else { ColumnBuilder::new(f.ty) })
+                .collect(),
             rows: 0,
             bytes: 0,
             max_rows,
@@ -174,7 +223,11 @@ impl BatchAssembler {
         // buffer instead of doubling from empty, which reallocates and leaves up to half of
         // every buffer unused while the batch waits in the pipeline.
         let rows = self.rows + self.rows / 8;
-        for ((col, ty), array) in self.columns.iter_mut().zip(&self.types).zip(&arrays) {
+        for ((col, (ty, repeated)), array) in self.columns.iter_mut().zip(&self.types).zip(&arrays) {
+            if *repeated {
+                *col = ColumnBuilder::list(*ty, rows, 16 * 1024);
+                continue;
+            }
             let data = array.to_data().buffers().get(1).map_or(0, |b| b.len());
             *col = ColumnBuilder::with_capacity(*ty, rows, data + data / 8);
         }

@@ -5,7 +5,10 @@
 //! refuse, with table, column and the config key to use, what they cannot carry exactly.
 
 pub mod batch;
+mod decimal_text;
+pub mod mysql;
 pub mod postgres;
+pub mod window;
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
@@ -51,6 +54,8 @@ pub enum SourceError {
     Protocol { table: String, detail: String },
     #[error("{table}: the run stopped while rows were being read")]
     Cancelled { table: String },
+    #[error("{table}: {detail}")]
+    Config { table: String, detail: String },
 }
 
 /// One source column and its BigQuery counterpart.
@@ -77,11 +82,23 @@ impl TableSchema {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct ReadStats {
     pub rows: u64,
     /// Bytes of column data as the database sent them.
     pub source_bytes: u64,
+    /// The largest (cursor, key) read, for incremental windows; `None` if no row was read.
+    pub watermark: Option<window::Watermark>,
+    /// Zero dates loaded as NULL (MySQL, `zero_dates = "null"`).
+    pub zero_dates: u64,
+}
+
+impl ReadStats {
+    pub fn add(&mut self, other: &ReadStats) {
+        self.rows += other.rows;
+        self.source_bytes += other.source_bytes;
+        self.zero_dates += other.zero_dates;
+    }
 }
 
 /// Limits for the batches a source produces.
@@ -94,8 +111,13 @@ pub struct BatchLimits {
 /// A database to copy from.
 #[async_trait]
 pub trait Source: Send + Sync {
-    /// Opens a read-only snapshot and reads the table's schema inside it.
-    async fn open(&self, table: &TableConfig) -> Result<Box<dyn TableRead>, SourceError>;
+    /// Opens a read-only snapshot and reads the table's schema inside it. With a window,
+    /// only the rows in it are read, and the stats carry the new watermark.
+    async fn open(
+        &self,
+        table: &TableConfig,
+        window: Option<&window::Window>,
+    ) -> Result<Box<dyn TableRead>, SourceError>;
 }
 
 /// One table inside its snapshot: its schema, then its rows.
@@ -120,9 +142,7 @@ pub async fn connect(
         crate::config::Engine::Postgres => {
             Ok(Box::new(postgres::PgSource::connect(config, &url, limits).await?))
         }
-        crate::config::Engine::Mysql => Err(SourceError::Url(
-            "engine \"mysql\" is not available in this build yet".into(),
-        )),
+        crate::config::Engine::Mysql => Ok(Box::new(mysql::MySqlSource::connect(config, &url, limits).await?)),
     }
 }
 

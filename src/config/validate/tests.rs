@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::config::{parse, ConfigError, CredentialsFrom, Engine, UrlFrom};
+use crate::config::{parse, ConfigError, CredentialsFrom, Engine, LoadMode, TableSource, UrlFrom};
 
 const GOOD: &str = r#"
 [source]
@@ -36,9 +36,10 @@ fn good_config_parses_with_defaults() {
     assert_eq!(c.google.bigquery_url.as_str(), "https://bigquery.googleapis.com/");
     assert!(!c.google.allow_insecure_endpoints);
     assert_eq!(c.tables.len(), 2);
-    assert_eq!(c.tables[0].source_schema.as_deref(), Some("public"));
+    assert_eq!(c.tables[0].source, TableSource::Table { schema: Some("public".into()), name: "orders".into() });
     assert_eq!(c.tables[0].target, "orders");
-    assert_eq!(c.tables[1].source_schema, None);
+    assert_eq!(c.tables[1].source, TableSource::Table { schema: None, name: "customers".into() });
+    assert_eq!(c.tables[1].mode, LoadMode::FullRefresh);
     assert_eq!(c.tables[1].target, "crm_customers");
 }
 
@@ -95,4 +96,28 @@ fn both_credentials_kinds_is_an_error() {
     let text = format!("{GOOD}\n[google]\ncredentials = \"a.json\"\naccess_token_file = \"t\"\n");
     let (_, key, _) = err(&text);
     assert_eq!(key, "google.credentials");
+}
+
+#[test]
+fn incremental_tables_and_queries_are_validated() {
+    let base = GOOD.split("[[tables]]").next().unwrap().to_owned();
+    let ok = format!("{base}[[tables]]\nsource = \"orders\"\nmode = \"merge\"\ncursor = \"updated_at\"\nlookback = 300\n\n[[tables]]\nquery = \"SELECT 1 AS x\"\ntarget = \"q\"\n");
+    let c = parse(Path::new("c.toml"), &ok).unwrap();
+    assert_eq!(c.tables[0].mode, LoadMode::Merge);
+    assert_eq!(c.tables[0].lookback, 300);
+    assert_eq!(c.tables[1].source, TableSource::Query("SELECT 1 AS x".into()));
+    let cases = [
+        ("source = \"orders\"\nmode = \"merge\"", "tables[0].cursor", "incremental modes need"),
+        ("source = \"orders\"\nmode = \"upsert\"", "tables[0].mode", "upsert"),
+        ("query = \"SELECT 1\"", "tables[0].target", "needs `target"),
+        ("query = \"DELETE FROM x\"\ntarget = \"t\"", "tables[0].query", "SELECT"),
+        ("source = \"orders\"\ncast = { a = \"float\" }", "tables[0].cast.a", "float"),
+        ("source = \"orders\"\ncursor = \"u\"", "tables[0].cursor", "only applies"),
+        ("source = \"orders\"\nparallel_chunks = 99", "tables[0].parallel_chunks", "1 to 32"),
+    ];
+    for (table, key, needle) in cases {
+        let (_, k, m) = err(&format!("{base}[[tables]]\n{table}\n"));
+        assert_eq!(k, key, "{table}: {m}");
+        assert!(m.contains(needle), "{table}: {m}");
+    }
 }

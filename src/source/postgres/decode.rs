@@ -25,6 +25,8 @@ pub enum PgKind {
     Jsonb,
     Bool,
     Date,
+    /// time: µs since midnight.
+    Time,
     /// timestamp and timestamptz: both are µs since 2000-01-01 on the wire.
     Timestamp,
     Bytea,
@@ -65,6 +67,13 @@ impl PgKind {
             },
             PgKind::Bool => out.push_bool(fixed::<1>(raw)?[0] != 0),
             PgKind::Date => out.push_date(date_days(i32::from_be_bytes(fixed(raw)?))?),
+            PgKind::Time => {
+                let us = i64::from_be_bytes(fixed(raw)?);
+                if !(0..86_400_000_000).contains(&us) {
+                    return Err("time 24:00:00 has no BigQuery TIME value (the largest is 23:59:59.999999)".into());
+                }
+                out.push_time(us);
+            }
             PgKind::Timestamp => out.push_micros(micros(i64::from_be_bytes(fixed(raw)?))?),
             PgKind::Bytea => out.push_bytes(raw),
             PgKind::Uuid => {
@@ -73,6 +82,43 @@ impl PgKind {
                 out.push_str(id.hyphenated().encode_lower(&mut buf));
             }
         }
+        Ok(())
+    }
+
+    /// Appends one non-NULL one-dimensional array of this element kind as a list.
+    pub fn decode_array(self, raw: &[u8], out: &mut ColumnBuilder) -> Result<(), String> {
+        let int = |at: usize| -> Result<i32, String> {
+            raw.get(at..at + 4).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes"))).ok_or_else(|| "truncated array".to_string())
+        };
+        let ndim = int(0)?;
+        if ndim == 0 {
+            out.end_list(0);
+            return Ok(());
+        }
+        if ndim != 1 {
+            return Err(format!(
+                "a {ndim}-dimensional array has no BigQuery type (arrays of arrays are not allowed); \
+                 read the column as text with `cast = {{ COLUMN = \"text\" }}`"
+            ));
+        }
+        let len = int(12)?.max(0) as usize;
+        let mut pos = 20;
+        for i in 0..len {
+            let elen = int(pos)?;
+            pos += 4;
+            if elen < 0 {
+                return Err(format!(
+                    "array element {} is NULL, and BigQuery arrays cannot hold NULLs; read the column as \
+                     text with `cast = {{ COLUMN = \"text\" }}`",
+                    i + 1
+                ));
+            }
+            let end = pos + elen as usize;
+            let elem = raw.get(pos..end).ok_or("truncated array element")?;
+            self.decode(elem, out.child())?;
+            pos = end;
+        }
+        out.end_list(len);
         Ok(())
     }
 
@@ -139,7 +185,44 @@ fn fmt_days(days: i64) -> String {
 mod tests {
     use super::*;
     use crate::types::BqType;
-    use arrow_array::{Array, Date32Array, StringArray, TimestampMicrosecondArray};
+    use arrow_array::{Array, Date32Array, Int64Array, ListArray, StringArray, TimestampMicrosecondArray};
+
+    /// An int8[] in PostgreSQL's binary array form.
+    fn int8_array(values: &[Option<i64>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(1i32.to_be_bytes());
+        out.extend((values.iter().any(|v| v.is_none()) as i32).to_be_bytes());
+        out.extend(20i32.to_be_bytes());
+        out.extend((values.len() as i32).to_be_bytes());
+        out.extend(1i32.to_be_bytes());
+        for v in values {
+            match v {
+                Some(v) => {
+                    out.extend(8i32.to_be_bytes());
+                    out.extend(v.to_be_bytes());
+                }
+                None => out.extend((-1i32).to_be_bytes()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn arrays_become_lists_and_null_elements_are_refused() {
+        let mut b = ColumnBuilder::list(BqType::Int64, 4, 0);
+        PgKind::Int8.decode_array(&int8_array(&[Some(1), Some(-2)]), &mut b).unwrap();
+        b.append_null();
+        PgKind::Int8.decode_array(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20], &mut b).unwrap();
+        PgKind::Int8.decode_array(&int8_array(&[Some(7)]), &mut b).unwrap();
+        let a = b.finish();
+        let l = a.as_any().downcast_ref::<ListArray>().unwrap();
+        assert_eq!(l.len(), 4);
+        let v = |i: usize| l.value(i).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec();
+        assert_eq!((v(0), v(1), v(2), v(3)), (vec![1, -2], vec![], vec![], vec![7]));
+        let mut b = ColumnBuilder::list(BqType::Int64, 4, 0);
+        let e = PgKind::Int8.decode_array(&int8_array(&[Some(1), None]), &mut b).unwrap_err();
+        assert!(e.contains("element 2 is NULL"), "{e}");
+    }
 
     #[test]
     fn dates_and_timestamps_shift_to_the_unix_epoch() {

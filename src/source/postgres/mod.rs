@@ -1,62 +1,72 @@
-//! PostgreSQL (and Aurora PostgreSQL): one connection per table, a REPEATABLE READ READ
-//! ONLY snapshot, and `COPY (SELECT …) TO STDOUT (FORMAT binary)` decoded straight into
-//! Arrow builders. COPY is the server's fastest way out, and the binary form carries every
-//! value exactly (no text round trip for numbers or times).
+//! PostgreSQL (and Aurora PostgreSQL): a REPEATABLE READ READ ONLY snapshot per table and
+//! `COPY (SELECT …) TO STDOUT (FORMAT binary)` decoded straight into Arrow builders. COPY is
+//! the server's fastest way out, and the binary form carries every value exactly. A large
+//! table can be read in key-range chunks over several connections sharing the snapshot
+//! (`pg_export_snapshot`).
 
+mod catalog;
 mod copy_binary;
 mod decode;
-mod introspect;
+mod mapping;
 mod numeric;
+mod reader;
+mod window_sql;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{ConnectOptions, Connection, PgConnection};
-use tokio::sync::mpsc;
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 
+pub use catalog::quote_ident;
 pub use decode::PgKind;
-pub use introspect::{map_type, quote_ident};
 
-use self::copy_binary::{Framer, Next};
-use super::batch::BatchAssembler;
-use super::{BatchLimits, ReadStats, Source, SourceError, TableRead, TableSchema};
+use self::catalog::Catalog;
+use self::mapping::{ColumnPlan, PlanError};
+use self::reader::PgTableRead;
+use self::window_sql::{CursorKind, WindowSql};
+use super::window::Window;
+use super::{BatchLimits, Source, SourceError, TableRead, TableSchema};
 use crate::config::{SourceConfig, TableConfig};
 use crate::secret::Secret;
 
-pub struct PgSource {
+/// Connection settings shared by a table's connections.
+pub(crate) struct PgInner {
     options: PgConnectOptions,
     target: String,
     connect_timeout: std::time::Duration,
     limits: BatchLimits,
 }
 
+#[derive(Clone)]
+pub struct PgSource {
+    inner: Arc<PgInner>,
+}
+
 impl PgSource {
-    pub async fn connect(
-        config: &SourceConfig,
-        url: &Secret,
-        limits: BatchLimits,
-    ) -> Result<Self, SourceError> {
+    pub async fn connect(config: &SourceConfig, url: &Secret, limits: BatchLimits) -> Result<Self, SourceError> {
         let target = super::describe_url(url);
-        let mut options = PgConnectOptions::from_str(url.expose()).map_err(|e| {
-            SourceError::Url(format!("the PostgreSQL URL for {target} is not valid: {e}"))
-        })?;
+        let mut options = PgConnectOptions::from_str(url.expose())
+            .map_err(|e| SourceError::Url(format!("the PostgreSQL URL for {target} is not valid: {e}")))?;
         options = options.application_name(&config.application_name);
         if let Some(ca) = &config.ca_file {
             options = options.ssl_mode(PgSslMode::VerifyFull).ssl_root_cert(ca);
         }
+        let mut settings = vec![("standard_conforming_strings".to_string(), "on".to_string())];
         if let Some(t) = config.statement_timeout {
-            options = options.options([("statement_timeout", format!("{}ms", t.as_millis()))]);
+            settings.push(("statement_timeout".into(), format!("{}ms", t.as_millis())));
         }
-        let source = Self { options, target, connect_timeout: config.connect_timeout, limits };
+        options = options.options(settings);
+        let source = Self { inner: Arc::new(PgInner { options, target, connect_timeout: config.connect_timeout, limits }) };
         // Connect once now so a wrong URL or password fails before anything else happens.
-        source.new_connection().await?.close().await.ok();
+        source.inner.connection().await?.close().await.ok();
         Ok(source)
     }
+}
 
-    async fn new_connection(&self) -> Result<PgConnection, SourceError> {
+impl PgInner {
+    pub(crate) async fn connection(&self) -> Result<PgConnection, SourceError> {
         let err = |source| SourceError::Connect { engine: "PostgreSQL", target: self.target.clone(), source };
         match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
             Ok(r) => r.map_err(err),
@@ -67,203 +77,90 @@ impl PgSource {
 
 #[async_trait]
 impl Source for PgSource {
-    async fn open(&self, table: &TableConfig) -> Result<Box<dyn TableRead>, SourceError> {
-        let mut conn = self.new_connection().await?;
+    async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
+        let label = table.source_name();
+        let mut conn = self.inner.connection().await?;
         sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut conn)
             .await
-            .map_err(|source| SourceError::Query {
-                table: table.source_name(),
-                what: "starting the read snapshot",
-                source,
-            })?;
-        let mapped = introspect::describe(&mut conn, table).await?;
-        let copy_sql = format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
-            mapped.select_list, mapped.relation
-        );
-        Ok(Box::new(PgTableRead {
-            conn,
-            schema: mapped.schema,
-            kinds: mapped.kinds,
-            copy_sql,
-            limits: self.limits,
-        }))
+            .map_err(|source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source })?;
+        let catalog = catalog::describe(&mut conn, table).await?;
+        let plans = plan_columns(table, &catalog)?;
+        let window = match window {
+            Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
+            None => None,
+        };
+        let schema = TableSchema {
+            display_name: catalog.display_name.clone(),
+            columns: plans.iter().map(|p| p.column.clone()).collect(),
+            primary_key: catalog.primary_key.clone(),
+        };
+        Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, table.parallel_chunks)))
     }
 }
 
-struct PgTableRead {
-    conn: PgConnection,
-    schema: TableSchema,
-    kinds: Vec<PgKind>,
-    copy_sql: String,
-    limits: BatchLimits,
-}
-
-#[async_trait]
-impl TableRead for PgTableRead {
-    fn schema(&self) -> &TableSchema {
-        &self.schema
+/// Plans every selected column; names in the config that match no column are errors.
+fn plan_columns(table: &TableConfig, catalog: &Catalog) -> Result<Vec<ColumnPlan>, SourceError> {
+    let name = &catalog.display_name;
+    let known = |c: &String| catalog.columns.iter().any(|k| &k.name == c);
+    let listed = table.columns.iter().flatten().chain(&table.exclude_columns).chain(table.casts.keys());
+    if let Some(missing) = listed.into_iter().find(|c| !known(c)) {
+        let all: Vec<&str> = catalog.columns.iter().map(|c| c.name.as_str()).collect();
+        return Err(SourceError::Config {
+            table: name.clone(),
+            detail: format!("the config names column {missing:?}, which it does not have (columns: {})", all.join(", ")),
+        });
     }
-
-    async fn read_into(
-        self: Box<Self>,
-        out: mpsc::Sender<RecordBatch>,
-    ) -> Result<ReadStats, SourceError> {
-        let PgTableRead { mut conn, schema, kinds, copy_sql, limits } = *self;
-        let table = schema.display_name.clone();
-        let mut decoder = RowDecoder::new(&schema, kinds, limits);
-        let mut stream = conn.copy_out_raw(&copy_sql).await.map_err(|source| {
-            SourceError::Query { table: table.clone(), what: "starting COPY", source }
-        })?;
-        // Bytes of a tuple split across chunks wait here; whole tuples are decoded in place.
-        let mut carry: Vec<u8> = Vec::new();
-        let mut ended = false;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| SourceError::Query {
-                table: table.clone(),
-                what: "reading rows",
-                source,
-            })?;
-            let data: &[u8] = if carry.is_empty() {
-                &chunk
-            } else {
-                carry.extend_from_slice(&chunk);
-                &carry
-            };
-            let mut pos = 0;
-            loop {
-                let (used, stop) = decoder.decode_some(&data[pos..])?;
-                pos += used;
-                match stop {
-                    Stop::Full => {
-                        let batch = decoder.assembler.finish();
-                        out.send(batch)
-                            .await
-                            .map_err(|_| SourceError::Cancelled { table: table.clone() })?;
-                    }
-                    Stop::NeedMore => break,
-                    Stop::End => {
-                        ended = true;
-                        break;
-                    }
-                }
+    let mut plans = Vec::new();
+    for c in catalog.columns.iter().filter(|c| table.includes(&c.name)) {
+        match mapping::plan(c, table.casts.get(&c.name).copied()) {
+            Ok(p) => plans.push(p),
+            Err(PlanError::Unsupported) => {
+                return Err(SourceError::Unsupported { table: name.clone(), column: c.name.clone(), ty: c.declared.clone() });
             }
-            let rest = data[pos..].to_vec();
-            carry = rest;
-        }
-        drop(stream);
-        if !ended || !carry.is_empty() {
-            return Err(SourceError::Protocol { table, detail: "COPY stream ended early".into() });
-        }
-        if decoder.assembler.rows() > 0 {
-            let batch = decoder.assembler.finish();
-            out.send(batch).await.map_err(|_| SourceError::Cancelled { table: table.clone() })?;
-        }
-        sqlx::raw_sql("COMMIT").execute(&mut conn).await.map_err(|source| SourceError::Query {
-            table: table.clone(),
-            what: "ending the read snapshot",
-            source,
-        })?;
-        conn.close().await.ok();
-        Ok(decoder.stats)
-    }
-}
-
-/// Turns COPY tuples into batches.
-struct RowDecoder {
-    table: String,
-    names: Vec<String>,
-    kinds: Vec<PgKind>,
-    key_columns: Vec<usize>,
-    framer: Framer,
-    fields: Vec<Option<std::ops::Range<usize>>>,
-    assembler: BatchAssembler,
-    stats: ReadStats,
-}
-
-impl RowDecoder {
-    fn new(schema: &TableSchema, kinds: Vec<PgKind>, limits: BatchLimits) -> Self {
-        let names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-        let key_columns =
-            schema.primary_key.iter().filter_map(|k| names.iter().position(|n| n == k)).collect();
-        Self {
-            table: schema.display_name.clone(),
-            assembler: BatchAssembler::new(&schema.fields(), limits.rows, limits.bytes),
-            names,
-            kinds,
-            key_columns,
-            framer: Framer::default(),
-            fields: Vec::new(),
-            stats: ReadStats::default(),
-        }
-    }
-
-    /// Decodes whole tuples from the start of `data` until a batch is full, more bytes are
-    /// needed, or the stream's trailer is reached; returns the bytes used and why it stopped.
-    fn decode_some(&mut self, data: &[u8]) -> Result<(usize, Stop), SourceError> {
-        let mut pos = 0;
-        loop {
-            let next = self
-                .framer
-                .next_tuple(&data[pos..], self.kinds.len(), &mut self.fields)
-                .map_err(|detail| SourceError::Protocol { table: self.table.clone(), detail })?;
-            match next {
-                Next::Incomplete => return Ok((pos, Stop::NeedMore)),
-                Next::End { consumed } => return Ok((pos + consumed, Stop::End)),
-                Next::Tuple { consumed } => {
-                    self.decode_row(&data[pos..pos + consumed])?;
-                    pos += consumed;
-                    if self.assembler.is_full() {
-                        return Ok((pos, Stop::Full));
-                    }
-                }
+            Err(PlanError::Invalid(detail)) => {
+                return Err(SourceError::Config { table: name.clone(), detail: format!("column {}: {detail}", c.name) });
             }
         }
     }
-
-    fn decode_row(&mut self, tuple: &[u8]) -> Result<(), SourceError> {
-        for (i, field) in self.fields.iter().enumerate() {
-            let column = &mut self.assembler.columns[i];
-            match field {
-                None => column.append_null(),
-                Some(r) => self.kinds[i].decode(&tuple[r.clone()], column).map_err(|detail| {
-                    SourceError::Value {
-                        table: self.table.clone(),
-                        column: self.names[i].clone(),
-                        key: self.render_key(tuple),
-                        detail: detail.replace("COLUMN", &self.names[i]),
-                    }
-                })?,
-            }
-        }
-        self.stats.rows += 1;
-        self.stats.source_bytes += tuple.len() as u64;
-        self.assembler.row_done(tuple.len());
-        Ok(())
+    if plans.is_empty() {
+        return Err(SourceError::Config { table: name.clone(), detail: "no columns left to copy".into() });
     }
-
-    fn render_key(&self, tuple: &[u8]) -> String {
-        if self.key_columns.is_empty() {
-            return format!("(no primary key; row {})", self.stats.rows + 1);
-        }
-        let parts: Vec<String> = self
-            .key_columns
-            .iter()
-            .map(|&i| {
-                let v = match &self.fields[i] {
-                    None => "NULL".to_string(),
-                    Some(r) => self.kinds[i].render(&tuple[r.clone()]),
-                };
-                format!("{}={v}", self.names[i])
-            })
-            .collect();
-        format!("({})", parts.join(", "))
-    }
+    Ok(plans)
 }
 
-enum Stop {
-    Full,
-    NeedMore,
-    End,
+/// Resolves the window's cursor and key columns, and fixes the upper bound from the
+/// database clock now, at the start of the snapshot.
+async fn window_sql(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    plans: &[ColumnPlan],
+    w: &Window,
+) -> Result<WindowSql, SourceError> {
+    let table = catalog.display_name.clone();
+    let bad = |detail: String| SourceError::Config { table: table.clone(), detail };
+    let find = |c: &str| plans.iter().find(|p| p.column.name == c);
+    let cursor = find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
+    let kind = CursorKind::of(cursor).ok_or_else(|| {
+        bad(format!(
+            "cursor column {:?} is {}; a cursor must be a timestamp, timestamptz, date or integer column",
+            w.cursor, cursor.column.source_type
+        ))
+    })?;
+    let mut keys = Vec::new();
+    for k in &w.key {
+        let p = find(k).ok_or_else(|| bad(format!("key column {k:?} is not among the copied columns")))?;
+        keys.push((quote_ident(k), p.column.source_type.clone()));
+    }
+    let upper = match kind.upper_bound_sql() {
+        None => None,
+        Some(sql) => Some(
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {sql}")))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|source| SourceError::Query { table: table.clone(), what: "reading the database clock", source })?
+                .get::<i64, _>(0),
+        ),
+    };
+    Ok(WindowSql { cursor: quote_ident(&w.cursor), kind, keys, window: w.clone(), upper })
 }

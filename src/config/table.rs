@@ -1,0 +1,90 @@
+//! One `[[tables]]` entry: what to read, where it goes, and how it is loaded.
+
+use std::collections::BTreeMap;
+
+/// What a table's rows come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableSource {
+    /// A table or view; `schema` (MySQL: database) `None` means the connection's default.
+    Table { schema: Option<String>, name: String },
+    /// A SELECT statement; its columns and types come from the result's metadata.
+    Query(String),
+}
+
+/// How rows reach the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Every row, every run; the target is replaced atomically.
+    FullRefresh,
+    /// Rows past the watermark are inserted (tables without a usable key).
+    Append,
+    /// Rows past the watermark are merged by key: the newest cursor wins.
+    Merge,
+}
+
+/// A per-column override of the type mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cast {
+    /// Read the column as the database's text form; STRING in BigQuery.
+    Text,
+    /// Force NUMERIC (a value that does not fit is an error).
+    Numeric,
+    /// Force BIGNUMERIC.
+    BigNumeric,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    pub source: TableSource,
+    pub target: String,
+    pub mode: LoadMode,
+    /// The column that orders changes (incremental modes).
+    pub cursor: Option<String>,
+    /// How far before the watermark each incremental run re-reads: seconds for time
+    /// cursors, days for dates, values for integers. Catches transactions that committed late.
+    pub lookback: i64,
+    /// Key columns; default: the primary key.
+    pub key: Option<Vec<String>>,
+    /// A column whose non-NULL (or true) value marks a deleted row (merge mode).
+    pub soft_delete_column: Option<String>,
+    /// Only these columns, if given.
+    pub columns: Option<Vec<String>>,
+    pub exclude_columns: Vec<String>,
+    pub casts: BTreeMap<String, Cast>,
+    /// Key-range chunks read over this many connections, sharing one snapshot.
+    pub parallel_chunks: usize,
+}
+
+impl TableConfig {
+    /// The source as written in the config, for messages.
+    pub fn source_name(&self) -> String {
+        match &self.source {
+            TableSource::Table { schema: Some(s), name } => format!("{s}.{name}"),
+            TableSource::Table { schema: None, name } => name.clone(),
+            TableSource::Query(_) => format!("query for {}", self.target),
+        }
+    }
+
+    /// Whether `column` is read at all.
+    pub fn includes(&self, column: &str) -> bool {
+        let listed = self.columns.as_ref().is_none_or(|cols| cols.iter().any(|c| c == column));
+        listed && !self.exclude_columns.iter().any(|c| c == column)
+    }
+
+    /// A table named only by its source, for tests and tools.
+    pub fn simple(schema: Option<&str>, name: &str) -> Self {
+        TableConfig {
+            source: TableSource::Table { schema: schema.map(str::to_owned), name: name.to_owned() },
+            target: name.to_owned(),
+            mode: LoadMode::FullRefresh,
+            cursor: None,
+            lookback: 0,
+            key: None,
+            soft_delete_column: None,
+            columns: None,
+            exclude_columns: Vec::new(),
+            casts: BTreeMap::new(),
+            parallel_chunks: 1,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Validation of the `[[tables]]` entries.
+
+use std::collections::BTreeMap;
+
+use toml::Spanned;
+
+use super::{is_bq_name, Ctx};
+use crate::config::raw::RawTable;
+use crate::config::{Cast, ConfigError, Engine, LoadMode, TableConfig, TableSource};
+
+pub fn tables(
+    cx: &Ctx,
+    engine: Engine,
+    raw: Option<Spanned<Vec<Spanned<RawTable>>>>,
+) -> Result<Vec<TableConfig>, ConfigError> {
+    let end = cx.text.len()..cx.text.len();
+    let raw = raw.unwrap_or_else(|| Spanned::new(end, Vec::new()));
+    if raw.get_ref().is_empty() {
+        return Err(cx.err(
+            raw.span(),
+            "tables",
+            "no tables listed: add at least one [[tables]] entry with `source = \"schema.table\"`",
+        ));
+    }
+    let mut out: Vec<TableConfig> = Vec::new();
+    for (i, t) in raw.into_inner().into_iter().enumerate() {
+        let span = t.span();
+        let (t, target_span) = table(cx, engine, i, span, t.into_inner())?;
+        if let Some(prev) = out.iter().find(|p| p.target == t.target) {
+            return Err(cx.err(
+                target_span,
+                &format!("tables[{i}].target"),
+                format!("target {:?} is already used by {:?}", t.target, prev.source_name()),
+            ));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// One entry, and the span of its target (or what the target was derived from).
+fn table(
+    cx: &Ctx,
+    engine: Engine,
+    i: usize,
+    span: std::ops::Range<usize>,
+    t: RawTable,
+) -> Result<(TableConfig, std::ops::Range<usize>), ConfigError> {
+    let key = |k: &str| format!("tables[{i}].{k}");
+    let (source, default_target, target_span) = match (&t.source, &t.query) {
+        (Some(s), None) => {
+            let (schema, name) = split_source(s.get_ref()).ok_or_else(|| {
+                cx.err(
+                    s.span(),
+                    &key("source"),
+                    format!(
+                        "{:?} is not a table name: write `table` or `{}.table`",
+                        s.get_ref(),
+                        if engine == Engine::Postgres { "schema" } else { "database" }
+                    ),
+                )
+            })?;
+            (TableSource::Table { schema, name: name.clone() }, Some(name), s.span())
+        }
+        (None, Some(q)) => {
+            let sql = q.get_ref().trim().trim_end_matches(';').trim().to_owned();
+            if !sql.to_ascii_lowercase().starts_with("select") && !sql.to_ascii_lowercase().starts_with("with") {
+                return Err(cx.err(q.span(), &key("query"), "a query source must be one SELECT (or WITH ... SELECT) statement"));
+            }
+            (TableSource::Query(sql), None, q.span())
+        }
+        (Some(s), Some(_)) => return Err(cx.err(s.span(), &key("source"), "set either source or query, not both")),
+        (None, None) => return Err(cx.err(span, &key("source"), "each table needs `source = \"schema.table\"` or `query = \"SELECT ...\"`")),
+    };
+    let (target, target_span) = match (&t.target, default_target) {
+        (Some(tg), _) => (tg.get_ref().clone(), tg.span()),
+        (None, Some(d)) => (d, target_span),
+        (None, None) => return Err(cx.err(target_span, &key("target"), "a query source needs `target = \"table_name\"`")),
+    };
+    if !is_bq_name(&target) {
+        return Err(cx.err(
+            target_span,
+            &key("target"),
+            format!("{target:?} is not usable as a BigQuery table name (letters, digits, underscores); set `target` to one"),
+        ));
+    }
+    let mode = match t.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("full_refresh", _)) => LoadMode::FullRefresh,
+        Some(("append", _)) => LoadMode::Append,
+        Some(("merge", _)) => LoadMode::Merge,
+        Some((other, s)) => {
+            return Err(cx.err(s, &key("mode"), format!("{other:?}: use \"full_refresh\", \"append\" or \"merge\"")));
+        }
+    };
+    let cursor = t.cursor.as_ref().map(|c| c.get_ref().clone());
+    if mode != LoadMode::FullRefresh && cursor.is_none() {
+        return Err(cx.err(span.clone(), &key("cursor"), "incremental modes need `cursor`: the column that orders changes (e.g. updated_at)"));
+    }
+    if mode == LoadMode::FullRefresh {
+        if let Some(c) = &t.cursor {
+            return Err(cx.err(c.span(), &key("cursor"), "a cursor only applies to mode = \"append\" or \"merge\""));
+        }
+    }
+    let lookback = match &t.lookback {
+        Some(l) if *l.get_ref() < 0 => return Err(cx.err(l.span(), &key("lookback"), "cannot be negative")),
+        Some(l) => *l.get_ref(),
+        None => 0,
+    };
+    if let (LoadMode::Append, Some(l)) = (mode, &t.lookback) {
+        if *l.get_ref() > 0 {
+            return Err(cx.err(
+                l.span(),
+                &key("lookback"),
+                "append mode cannot re-read rows: without a key a re-read row would be inserted twice; \
+                 use mode = \"merge\" with a key to catch late commits",
+            ));
+        }
+    }
+    if let Some(sd) = &t.soft_delete_column {
+        if mode != LoadMode::Merge {
+            return Err(cx.err(sd.span(), &key("soft_delete_column"), "soft deletes apply to mode = \"merge\" only"));
+        }
+    }
+    let mut casts = BTreeMap::new();
+    for (col, to) in &t.cast {
+        let cast = match to.get_ref().as_str() {
+            "text" | "string" => Cast::Text,
+            "numeric" => Cast::Numeric,
+            "bignumeric" => Cast::BigNumeric,
+            other => {
+                return Err(cx.err(to.span(), &key(&format!("cast.{col}")), format!("{other:?}: use \"text\", \"numeric\" or \"bignumeric\"")));
+            }
+        };
+        casts.insert(col.clone(), cast);
+    }
+    let parallel_chunks = match &t.parallel_chunks {
+        None => 1,
+        Some(p) if (1..=32).contains(p.get_ref()) => {
+            if engine == Engine::Mysql && *p.get_ref() > 1 {
+                return Err(cx.err(
+                    p.span(),
+                    &key("parallel_chunks"),
+                    "MySQL cannot share one snapshot between connections, so its tables are read over one",
+                ));
+            }
+            *p.get_ref() as usize
+        }
+        Some(p) => return Err(cx.err(p.span(), &key("parallel_chunks"), "use 1 to 32")),
+    };
+    let config = TableConfig {
+        source,
+        target,
+        mode,
+        cursor,
+        lookback,
+        key: t.key,
+        soft_delete_column: t.soft_delete_column.map(|s| s.into_inner()),
+        columns: t.columns,
+        exclude_columns: t.exclude_columns,
+        casts,
+        parallel_chunks,
+    };
+    Ok((config, target_span))
+}
+
+/// `table` or `schema.table`; each part non-empty, no quoting games.
+fn split_source(s: &str) -> Option<(Option<String>, String)> {
+    let ok = |p: &str| !p.is_empty() && !p.contains(['"', '`', '\0']) && p.trim() == p;
+    match s.split_once('.') {
+        None if ok(s) => Some((None, s.to_owned())),
+        Some((a, b)) if ok(a) && ok(b) && !b.contains('.') => Some((Some(a.into()), b.into())),
+        _ => None,
+    }
+}
+

@@ -1,0 +1,123 @@
+//! What MySQL says about a table's or a query's columns: information_schema for tables
+//! (exact types, precision, character set, collation, primary key), the prepared
+//! statement's metadata for queries.
+
+use sqlx::{Column, Executor, MySqlConnection, Row, SqlSafeStr, Statement, TypeInfo};
+
+use super::mapping::{quote_ident, MyColumn};
+use crate::config::{TableConfig, TableSource};
+use crate::source::SourceError;
+
+pub struct Catalog {
+    pub display_name: String,
+    pub from: String,
+    pub columns: Vec<MyColumn>,
+    pub primary_key: Vec<String>,
+}
+
+pub async fn describe(conn: &mut MySqlConnection, table: &TableConfig) -> Result<Catalog, SourceError> {
+    match &table.source {
+        TableSource::Table { schema, name } => describe_table(conn, table, schema.as_deref(), name).await,
+        TableSource::Query(sql) => describe_query(conn, table, sql).await,
+    }
+}
+
+async fn describe_table(
+    conn: &mut MySqlConnection,
+    table: &TableConfig,
+    schema: Option<&str>,
+    name: &str,
+) -> Result<Catalog, SourceError> {
+    let label = table.source_name();
+    let q = |what, source| SourceError::Query { table: label.clone(), what, source };
+    let db: String = match schema {
+        Some(s) => s.to_owned(),
+        None => sqlx::query_scalar::<_, Option<String>>("SELECT DATABASE()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| q("finding the default database", e))?
+            .ok_or_else(|| SourceError::Config {
+                table: label.clone(),
+                detail: "no database in the URL: write the table as `database.table`".into(),
+            })?,
+    };
+    let rows = sqlx::query(
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(LOWER(DATA_TYPE) AS CHAR), CAST(LOWER(COLUMN_TYPE) AS CHAR), \
+                CAST(COALESCE(NUMERIC_PRECISION, DATETIME_PRECISION) AS UNSIGNED), CAST(NUMERIC_SCALE AS UNSIGNED), \
+                CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR), CAST(COLUMN_KEY AS CHAR) \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+    )
+    .bind(&db)
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| q("reading its columns", e))?;
+    if rows.is_empty() {
+        return Err(SourceError::NotFound { table: label });
+    }
+    let display_name = format!("{db}.{name}");
+    let from = format!("{}.{}", quote_ident(&db), quote_ident(name));
+    let columns: Vec<MyColumn> = rows
+        .iter()
+        .map(|r| MyColumn {
+            name: r.get(0),
+            data_type: r.get(1),
+            column_type: r.get(2),
+            precision: r.get(3),
+            scale: r.get(4),
+            charset: r.get(5),
+            collation: r.get(6),
+        })
+        .collect();
+    let primary_key: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.KEY_COLUMN_USAGE \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+    )
+    .bind(&db)
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| q("reading its primary key", e))?;
+    // information_schema lists tables the user has any privilege on; reading needs SELECT.
+    let probe = format!("SELECT 1 FROM {from} LIMIT 0");
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(probe)).execute(&mut *conn).await {
+        // 1142: SELECT command denied; 1143: on some column.
+        let denied = e
+            .as_database_error()
+            .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+            .is_some_and(|m| matches!(m.number(), 1142 | 1143));
+        let user: String = sqlx::query_scalar("SELECT CAST(CURRENT_USER() AS CHAR)").fetch_one(&mut *conn).await.unwrap_or_default();
+        return Err(if denied { SourceError::NoSelect { table: display_name, user } } else { q("reading it", e) });
+    }
+    Ok(Catalog { display_name, from, columns, primary_key })
+}
+
+async fn describe_query(conn: &mut MySqlConnection, table: &TableConfig, sql: &str) -> Result<Catalog, SourceError> {
+    let label = table.source_name();
+    let stmt = conn
+        .prepare(sqlx::AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await
+        .map_err(|source| SourceError::Query { table: label.clone(), what: "describing the query", source })?;
+    let columns = stmt.columns().iter().map(|c| from_type_name(c.name(), c.type_info().name())).collect();
+    Ok(Catalog { display_name: label, from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })
+}
+
+/// A column from a result's type name (no precision: a DECIMAL goes to BIGNUMERIC, which
+/// holds every MySQL DECIMAL).
+fn from_type_name(name: &str, ty: &str) -> MyColumn {
+    let lower = ty.to_ascii_lowercase();
+    let (data_type, column_type) = match lower.as_str() {
+        "boolean" => ("tinyint".to_string(), "tinyint(1)".to_string()),
+        other => (other.split(' ').next().unwrap_or(other).to_string(), other.to_string()),
+    };
+    let binary = matches!(data_type.as_str(), "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob");
+    MyColumn {
+        name: name.to_owned(),
+        data_type,
+        column_type,
+        precision: None,
+        scale: None,
+        charset: (!binary).then(|| "utf8mb4".to_string()),
+        collation: None,
+    }
+}

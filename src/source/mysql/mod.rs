@@ -1,0 +1,169 @@
+//! MySQL (Aurora MySQL 3, i.e. MySQL 8.0; MariaDB stands in for it in tests): one
+//! connection per table, `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`, the
+//! session time zone set to UTC (so TIMESTAMP values are instants), rows streamed over the
+//! text protocol and decoded straight into Arrow builders.
+
+mod catalog;
+mod decode;
+mod mapping;
+mod reader;
+mod window_sql;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+use sqlx::{ConnectOptions, Connection, MySqlConnection};
+
+use self::mapping::ColumnPlan;
+use self::window_sql::{KeyType, WindowSql};
+use super::window::Window;
+use super::{BatchLimits, Source, SourceError, TableRead, TableSchema};
+use crate::config::{SourceConfig, TableConfig, ZeroDates};
+use crate::secret::Secret;
+
+pub(crate) struct MyInner {
+    options: MySqlConnectOptions,
+    target: String,
+    connect_timeout: std::time::Duration,
+    statement_timeout: Option<std::time::Duration>,
+    limits: BatchLimits,
+    zero_dates: ZeroDates,
+}
+
+#[derive(Clone)]
+pub struct MySqlSource {
+    inner: Arc<MyInner>,
+}
+
+impl MySqlSource {
+    pub async fn connect(config: &SourceConfig, url: &Secret, limits: BatchLimits) -> Result<Self, SourceError> {
+        let target = super::describe_url(url);
+        let mut options = MySqlConnectOptions::from_str(url.expose())
+            .map_err(|e| SourceError::Url(format!("the MySQL URL for {target} is not valid: {e}")))?;
+        options = options.charset("utf8mb4").timezone(Some("+00:00".into()));
+        if let Some(ca) = &config.ca_file {
+            options = options.ssl_mode(MySqlSslMode::VerifyIdentity).ssl_ca(ca);
+        }
+        let source = Self {
+            inner: Arc::new(MyInner {
+                options,
+                target,
+                connect_timeout: config.connect_timeout,
+                statement_timeout: config.statement_timeout,
+                limits,
+                zero_dates: config.zero_dates,
+            }),
+        };
+        source.inner.connection().await?.close().await.ok();
+        Ok(source)
+    }
+}
+
+impl MyInner {
+    async fn connection(&self) -> Result<MySqlConnection, SourceError> {
+        let err = |source| SourceError::Connect { engine: "MySQL", target: self.target.clone(), source };
+        let mut conn = match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
+            Ok(r) => r.map_err(err)?,
+            Err(_) => return Err(err(sqlx::Error::PoolTimedOut)),
+        };
+        // UTC makes TIMESTAMP text an instant; set explicitly, whatever the server default.
+        let mut setup = "SET time_zone = '+00:00'; SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_string();
+        if let Some(t) = self.statement_timeout {
+            let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)").fetch_one(&mut conn).await.map_err(err)?;
+            if version.contains("MariaDB") {
+                setup.push_str(&format!("; SET SESSION max_statement_time = {}", t.as_secs_f64()));
+            } else {
+                setup.push_str(&format!("; SET SESSION max_execution_time = {}", t.as_millis()));
+            }
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut conn).await.map_err(err)?;
+        Ok(conn)
+    }
+}
+
+#[async_trait]
+impl Source for MySqlSource {
+    async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
+        let label = table.source_name();
+        let mut conn = self.inner.connection().await?;
+        sqlx::raw_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .execute(&mut conn)
+            .await
+            .map_err(|source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source })?;
+        let catalog = catalog::describe(&mut conn, table).await?;
+        let plans = plan_columns(table, &catalog)?;
+        let window = match window {
+            Some(w) => Some(window_sql(&mut conn, &catalog.display_name, &plans, w).await?),
+            None => None,
+        };
+        let schema = TableSchema {
+            display_name: catalog.display_name.clone(),
+            columns: plans.iter().map(|p| p.column.clone()).collect(),
+            primary_key: catalog.primary_key.clone(),
+        };
+        Ok(Box::new(reader::MyTableRead::new(self.inner.clone(), conn, schema, plans, catalog.from, window)))
+    }
+}
+
+fn plan_columns(table: &TableConfig, catalog: &catalog::Catalog) -> Result<Vec<ColumnPlan>, SourceError> {
+    let name = &catalog.display_name;
+    let known = |c: &String| catalog.columns.iter().any(|k| &k.name == c);
+    let listed = table.columns.iter().flatten().chain(&table.exclude_columns).chain(table.casts.keys());
+    if let Some(missing) = listed.into_iter().find(|c| !known(c)) {
+        let all: Vec<&str> = catalog.columns.iter().map(|c| c.name.as_str()).collect();
+        return Err(SourceError::Config {
+            table: name.clone(),
+            detail: format!("the config names column {missing:?}, which it does not have (columns: {})", all.join(", ")),
+        });
+    }
+    let mut plans = Vec::new();
+    for c in catalog.columns.iter().filter(|c| table.includes(&c.name)) {
+        match mapping::plan(c, table.casts.get(&c.name).copied()) {
+            Ok(p) => plans.push(p),
+            Err(None) => {
+                return Err(SourceError::Unsupported { table: name.clone(), column: c.name.clone(), ty: c.column_type.clone() });
+            }
+            Err(Some(detail)) => {
+                return Err(SourceError::Config { table: name.clone(), detail: format!("column {}: {detail}", c.name) });
+            }
+        }
+    }
+    if plans.is_empty() {
+        return Err(SourceError::Config { table: name.clone(), detail: "no columns left to copy".into() });
+    }
+    Ok(plans)
+}
+
+async fn window_sql(
+    conn: &mut MySqlConnection,
+    table: &str,
+    plans: &[ColumnPlan],
+    w: &Window,
+) -> Result<WindowSql, SourceError> {
+    let bad = |detail: String| SourceError::Config { table: table.to_owned(), detail };
+    let find = |c: &str| plans.iter().find(|p| p.column.name == c);
+    let cursor = find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
+    if !window_sql::cursor_ok(cursor.kind) || cursor.expr != mapping::quote_ident(&w.cursor) {
+        return Err(bad(format!(
+            "cursor column {:?} is {}; a cursor must be a DATETIME, TIMESTAMP, DATE or integer column",
+            w.cursor, cursor.column.source_type
+        )));
+    }
+    let mut keys = Vec::new();
+    for k in &w.key {
+        let p = find(k).ok_or_else(|| bad(format!("key column {k:?} is not among the copied columns")))?;
+        keys.push((mapping::quote_ident(k), KeyType::of(p)));
+    }
+    let upper = match window_sql::upper_sql(cursor.kind) {
+        None => None,
+        Some(sql) => Some(
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|source| SourceError::Query { table: table.to_owned(), what: "reading the database clock", source })?,
+        ),
+    };
+    Ok(WindowSql { cursor: mapping::quote_ident(&w.cursor), kind: cursor.kind, keys, window: w.clone(), upper })
+}

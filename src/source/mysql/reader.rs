@@ -1,0 +1,139 @@
+//! Streams one MySQL table's rows (text protocol) into bounded Arrow batches.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use sqlx::{Connection, MySqlConnection, Row};
+use tokio::sync::mpsc;
+
+use super::decode::Bad;
+use super::mapping::ColumnPlan;
+use super::window_sql::WindowSql;
+use super::MyInner;
+use crate::config::ZeroDates;
+use crate::source::batch::BatchAssembler;
+use crate::source::{ReadStats, SourceError, TableRead, TableSchema};
+
+pub struct MyTableRead {
+    inner: Arc<MyInner>,
+    conn: MySqlConnection,
+    schema: TableSchema,
+    plans: Vec<ColumnPlan>,
+    from: String,
+    window: Option<WindowSql>,
+}
+
+impl MyTableRead {
+    pub fn new(
+        inner: Arc<MyInner>,
+        conn: MySqlConnection,
+        schema: TableSchema,
+        plans: Vec<ColumnPlan>,
+        from: String,
+        window: Option<WindowSql>,
+    ) -> Self {
+        Self { inner, conn, schema, plans, from, window }
+    }
+}
+
+#[async_trait]
+impl TableRead for MyTableRead {
+    fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    async fn read_into(mut self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError> {
+        let table = self.schema.display_name.clone();
+        let q = |what| {
+            let table = table.clone();
+            move |source| SourceError::Query { table, what, source }
+        };
+        let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
+        let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
+        let sql = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.from);
+        let limits = self.inner.limits;
+        let mut assembler = BatchAssembler::new(&self.schema.fields(), limits.rows, limits.bytes);
+        let keys: Vec<usize> =
+            self.schema.primary_key.iter().filter_map(|k| self.plans.iter().position(|p| &p.column.name == k)).collect();
+        let mut stats = ReadStats::default();
+        {
+            let mut rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch(&mut self.conn);
+            while let Some(row) = rows.try_next().await.map_err(q("reading rows"))? {
+                let mut bytes = 0;
+                for (i, plan) in self.plans.iter().enumerate() {
+                    let col = &mut assembler.columns[i];
+                    let raw: Option<&[u8]> = row.try_get_unchecked(i).map_err(q("reading a value"))?;
+                    let Some(raw) = raw else {
+                        col.append_null();
+                        continue;
+                    };
+                    bytes += raw.len() + 1;
+                    match plan.kind.decode(raw, col) {
+                        Ok(()) => {}
+                        Err(Bad::ZeroDate) if self.inner.zero_dates == ZeroDates::Null => {
+                            col.append_null();
+                            stats.zero_dates += 1;
+                        }
+                        Err(bad) => {
+                            let detail = match bad {
+                                Bad::ZeroDate => format!(
+                                    "{} is a zero date, which has no BigQuery value; set `zero_dates = \"null\"` under \
+                                     [source] to load zero dates as NULL (they are counted in the summary)",
+                                    String::from_utf8_lossy(raw)
+                                ),
+                                Bad::Other(m) => m.replace("COLUMN", &plan.column.name),
+                            };
+                            let key = render_key(&row, &self.plans, &keys, stats.rows);
+                            return Err(SourceError::Value { table: table.clone(), column: plan.column.name.clone(), key, detail });
+                        }
+                    }
+                }
+                stats.rows += 1;
+                stats.source_bytes += bytes as u64;
+                assembler.row_done(bytes);
+                if assembler.is_full() {
+                    out.send(assembler.finish()).await.map_err(|_| SourceError::Cancelled { table: table.clone() })?;
+                }
+            }
+        }
+        if assembler.rows() > 0 {
+            out.send(assembler.finish()).await.map_err(|_| SourceError::Cancelled { table: table.clone() })?;
+        }
+        if let Some(w) = &self.window {
+            let row = sqlx::raw_sql(sqlx::AssertSqlSafe(w.watermark_query(&self.from)))
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(q("finding the new watermark"))?;
+            if let Some(r) = row {
+                let text = |i: usize| -> Result<String, SourceError> {
+                    let raw: Option<&[u8]> = r.try_get_unchecked(i).map_err(q("reading the watermark"))?;
+                    Ok(String::from_utf8_lossy(raw.unwrap_or_default()).into_owned())
+                };
+                let keys = (1..=w.keys.len()).map(text).collect::<Result<Vec<_>, _>>()?;
+                let wm = w.watermark(&text(0)?, keys).map_err(|detail| SourceError::Protocol { table: table.clone(), detail })?;
+                stats.watermark = Some(wm);
+            }
+        }
+        sqlx::raw_sql("COMMIT").execute(&mut self.conn).await.map_err(q("ending the read snapshot"))?;
+        let MyTableRead { conn, .. } = *self;
+        conn.close().await.ok();
+        Ok(stats)
+    }
+}
+
+fn render_key(row: &sqlx::mysql::MySqlRow, plans: &[ColumnPlan], keys: &[usize], n: u64) -> String {
+    if keys.is_empty() {
+        return format!("(no primary key; row {} of this read)", n + 1);
+    }
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|&i| {
+            let raw: Option<&[u8]> = row.try_get_unchecked(i).ok().flatten();
+            let v = raw.map(|r| plans[i].kind.render(r)).unwrap_or_else(|| "NULL".into());
+            format!("{}={v}", plans[i].column.name)
+        })
+        .collect();
+    format!("({})", parts.join(", "))
+}

@@ -1,0 +1,159 @@
+//! SQL for incremental windows on MySQL: as for PostgreSQL (window_sql.rs there), with
+//! MySQL literals. Text keys are written as hex in the column's own collation, so the
+//! comparison means what the ORDER BY means whatever the SQL mode.
+
+use super::decode::cursor_int;
+use super::mapping::{ColumnPlan, MyKind};
+use crate::source::window::{CursorValue, KeyValue, Watermark, Window};
+
+pub struct WindowSql {
+    pub cursor: String,
+    pub kind: MyKind,
+    /// (quoted column, how its literal is written) per key column.
+    pub keys: Vec<(String, KeyType)>,
+    pub window: Window,
+    /// The upper bound as text (`NOW(6)` in UTC, `CURDATE()`), fixed at the start.
+    pub upper: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum KeyType {
+    Number,
+    /// A string in this collation (or binary when `None`).
+    Text(Option<String>),
+}
+
+impl KeyType {
+    pub fn of(p: &ColumnPlan) -> KeyType {
+        match p.kind {
+            MyKind::Int | MyKind::UnsignedBig | MyKind::Numeric | MyKind::BigNumeric | MyKind::Bool => KeyType::Number,
+            MyKind::Bytes | MyKind::Bit => KeyType::Text(None),
+            _ => KeyType::Text(p.collation.clone()),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            KeyType::Number => "number".into(),
+            KeyType::Text(None) => "binary".into(),
+            KeyType::Text(Some(c)) => c.clone(),
+        }
+    }
+
+    fn literal(ty: &str, text: &str) -> String {
+        let hex: String = text.bytes().map(|b| format!("{b:02X}")).collect();
+        match ty {
+            "number" => text.chars().filter(|c| c.is_ascii_digit() || *c == '-' || *c == '.').collect(),
+            // Binary keys are stored as the hex that HEX() gave.
+            "binary" => format!("X'{}'", text.chars().filter(|c| c.is_ascii_hexdigit()).collect::<String>()),
+            coll => {
+                let coll: String = coll.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                format!("CONVERT(X'{hex}' USING utf8mb4) COLLATE {coll}")
+            }
+        }
+    }
+}
+
+pub fn cursor_ok(kind: MyKind) -> bool {
+    matches!(kind, MyKind::Int | MyKind::Date | MyKind::Datetime | MyKind::Timestamp)
+}
+
+/// The upper bound's SQL for a cursor kind (the session time zone is UTC).
+pub fn upper_sql(kind: MyKind) -> Option<&'static str> {
+    match kind {
+        MyKind::Datetime | MyKind::Timestamp => Some("CAST(NOW(6) AS CHAR)"),
+        MyKind::Date => Some("CAST(CURDATE() AS CHAR)"),
+        _ => None,
+    }
+}
+
+fn text_of(kind: MyKind, v: &CursorValue) -> String {
+    match (kind, v) {
+        (_, CursorValue::Int(n)) => n.to_string(),
+        (_, CursorValue::Date(d)) => {
+            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(*d as i64);
+            format!("'{}'", date.format("%Y-%m-%d"))
+        }
+        (_, CursorValue::Timestamp(us) | CursorValue::Datetime(us)) => {
+            let t = chrono::DateTime::from_timestamp_micros(*us).expect("in range").naive_utc();
+            format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+        }
+    }
+}
+
+fn minus(kind: MyKind, v: &CursorValue, back: i64) -> CursorValue {
+    match v {
+        CursorValue::Int(n) => CursorValue::Int(n.saturating_sub(back)),
+        CursorValue::Date(d) => CursorValue::Date(d.saturating_sub(back as i32)),
+        CursorValue::Timestamp(us) if kind == MyKind::Timestamp => CursorValue::Timestamp(us.saturating_sub(back * 1_000_000)),
+        CursorValue::Timestamp(us) | CursorValue::Datetime(us) => CursorValue::Datetime(us.saturating_sub(back * 1_000_000)),
+    }
+}
+
+impl WindowSql {
+    pub fn condition(&self) -> String {
+        let c = &self.cursor;
+        let upper = self.upper.as_ref().map(|u| format!("{c} <= '{}'", u.replace('\'', "")));
+        let lower = match &self.window.after {
+            None => {
+                return match upper {
+                    Some(u) => format!("({u} OR {c} IS NULL)"),
+                    None => "TRUE".into(),
+                };
+            }
+            Some(w) if self.window.lookback > 0 => {
+                format!("{c} >= {}", text_of(self.kind, &minus(self.kind, &w.cursor, self.window.lookback)))
+            }
+            Some(w) => {
+                let mut cols = vec![c.clone()];
+                let mut vals = vec![text_of(self.kind, &w.cursor)];
+                for ((col, _), k) in self.keys.iter().zip(&w.key) {
+                    cols.push(col.clone());
+                    vals.push(KeyType::literal(&k.ty, &k.text));
+                }
+                format!("({}) > ({})", cols.join(", "), vals.join(", "))
+            }
+        };
+        match upper {
+            Some(u) => format!("{lower} AND {u}"),
+            None => lower,
+        }
+    }
+
+    pub fn watermark_query(&self, from: &str) -> String {
+        let c = &self.cursor;
+        let mut select = vec![format!("CAST({c} AS CHAR)")];
+        let mut order = vec![format!("{c} DESC")];
+        for (k, ty) in &self.keys {
+            select.push(match ty {
+                KeyType::Text(None) => format!("HEX({k})"),
+                _ => format!("CAST({k} AS CHAR)"),
+            });
+            order.push(format!("{k} DESC"));
+        }
+        format!(
+            "SELECT {} FROM {from} WHERE {} AND {c} IS NOT NULL ORDER BY {} LIMIT 1",
+            select.join(", "),
+            self.condition(),
+            order.join(", ")
+        )
+    }
+
+    /// The watermark from the watermark query's text values.
+    pub fn watermark(&self, cursor: &str, keys: Vec<String>) -> Result<Watermark, String> {
+        let n = cursor_int(self.kind, cursor)?;
+        let cursor = match self.kind {
+            MyKind::Int => CursorValue::Int(n),
+            MyKind::Date => CursorValue::Date(n as i32),
+            MyKind::Timestamp => CursorValue::Timestamp(n),
+            _ => CursorValue::Datetime(n),
+        };
+        let key = self
+            .keys
+            .iter()
+            .zip(keys)
+            .map(|((_, ty), text)| KeyValue { ty: ty.name(), text })
+            .collect();
+        Ok(Watermark { cursor, key })
+    }
+}

@@ -1,0 +1,157 @@
+//! What PostgreSQL's catalog says about a table's or a query's columns: names, declared
+//! types, domains resolved to their base type, array element types, and the primary key.
+//! Read inside the read snapshot.
+
+use sqlx::postgres::PgRow;
+use sqlx::{Column, Executor, PgConnection, Row, SqlSafeStr, Statement};
+
+use crate::config::{TableConfig, TableSource};
+use crate::source::SourceError;
+
+/// One column as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct CatalogColumn {
+    pub name: String,
+    /// As PostgreSQL prints it, e.g. `numeric(12,2)`, for messages.
+    pub declared: String,
+    /// The type, through domains to the base type (`int8`, `_text` for text[], ...).
+    pub typname: String,
+    pub typmod: i32,
+    /// `b` base, `e` enum, `c` composite, `r` range, `m` multirange, `p` pseudo.
+    pub typtype: String,
+    /// For arrays: the element's type name and kind, through domains.
+    pub elem: Option<(String, String)>,
+}
+
+pub struct Catalog {
+    /// The quoted, qualified name used in messages.
+    pub display_name: String,
+    /// What goes after FROM: a relation, or the query as a subselect.
+    pub from: String,
+    pub columns: Vec<CatalogColumn>,
+    pub primary_key: Vec<String>,
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The type columns of a row from either catalog query below, from position 1 on.
+fn column(name: String, r: &PgRow) -> CatalogColumn {
+    let elem: Option<String> = r.get(5);
+    CatalogColumn {
+        name,
+        declared: r.get(1),
+        typname: r.get(2),
+        typmod: r.get(3),
+        typtype: r.get(4),
+        elem: elem.map(|e| (e, r.get::<Option<String>, _>(6).unwrap_or_default())),
+    }
+}
+
+/// Resolves the type `T` (an expression giving a type OID) through a domain, and arrays to
+/// their element type (one domain level deep each).
+const TYPE_JOINS: &str = "JOIN pg_type t ON t.oid = T \
+     JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
+     LEFT JOIN pg_type e0 ON e0.oid = bt.typelem AND bt.typcategory = 'A' \
+     LEFT JOIN pg_type et ON et.oid = CASE WHEN e0.typtype = 'd' THEN e0.typbasetype ELSE e0.oid END";
+
+pub async fn describe(conn: &mut PgConnection, table: &TableConfig) -> Result<Catalog, SourceError> {
+    match &table.source {
+        TableSource::Table { schema, name } => describe_table(conn, table, schema.as_deref(), name).await,
+        TableSource::Query(sql) => describe_query(conn, table, sql).await,
+    }
+}
+
+async fn describe_table(
+    conn: &mut PgConnection,
+    table: &TableConfig,
+    schema: Option<&str>,
+    name: &str,
+) -> Result<Catalog, SourceError> {
+    let label = table.source_name();
+    let q = |what, source| SourceError::Query { table: label.clone(), what, source };
+    let relation = match schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(name)),
+        None => quote_ident(name),
+    };
+    let row = sqlx::query(
+        "SELECT c.oid::int8, c.oid::regclass::text, has_table_privilege(c.oid, 'SELECT'), \
+         current_user::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+    )
+    .bind(&relation)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| q("looking the table up", e))?
+    .ok_or_else(|| SourceError::NotFound { table: label.clone() })?;
+    let oid: i64 = row.get(0);
+    let display_name: String = row.get(1);
+    if !row.get::<bool, _>(2) {
+        return Err(SourceError::NoSelect { table: display_name, user: row.get(3) });
+    }
+    let sql = format!(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), bt.typname::text, \
+                CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, bt.typtype::text, \
+                et.typname::text, et.typtype::text \
+         FROM pg_attribute a {} \
+         WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        TYPE_JOINS.replace("= T ", "= a.atttypid ")
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| q("reading its columns", e))?;
+    let columns = rows.iter().map(|r| column(r.get(0), r)).collect();
+    let primary_key: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname::text FROM pg_index i \
+         JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) ON true \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+         WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.ord",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| q("reading its primary key", e))?;
+    Ok(Catalog { display_name, from: relation, columns, primary_key })
+}
+
+/// A query's columns from the server's description of its result; types that come
+/// straight from a table column keep that column's modifier (e.g. numeric precision).
+async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str) -> Result<Catalog, SourceError> {
+    let label = table.source_name();
+    let described = conn
+        .prepare(sqlx::AssertSqlSafe(sql.to_owned()).into_sql_str())
+        .await
+        .map_err(|source| SourceError::Query { table: label.clone(), what: "describing the query", source })?;
+    let (mut types, mut rels, mut atts, mut names) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for c in described.columns() {
+        use sqlx::TypeInfo as _;
+        let oid = c.type_info().oid().map(|o| o.0 as i64).ok_or_else(|| SourceError::Config {
+            table: label.clone(),
+            detail: format!("column {} has type {} whose OID is unknown", c.name(), c.type_info().name()),
+        })?;
+        names.push(c.name().to_owned());
+        types.push(oid);
+        rels.push(c.relation_id().map(|o| o.0 as i64).unwrap_or(0));
+        atts.push(c.relation_attribute_no().unwrap_or(0));
+    }
+    let sql_types = format!(
+        "SELECT u.ord, format_type(u.typ, COALESCE(a.atttypmod, -1)), bt.typname::text, \
+                COALESCE(CASE WHEN t.typtype = 'd' THEN t.typtypmod END, a.atttypmod, -1), bt.typtype::text, \
+                et.typname::text, et.typtype::text \
+         FROM unnest($1::int8[]::oid[], $2::int8[]::oid[], $3::int2[]) WITH ORDINALITY AS u(typ, rel, att, ord) \
+         {} LEFT JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att \
+         ORDER BY u.ord",
+        TYPE_JOINS.replace("= T ", "= u.typ ")
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql_types))
+        .bind(&types)
+        .bind(&rels)
+        .bind(&atts)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|source| SourceError::Query { table: label.clone(), what: "reading the query's column types", source })?;
+    let columns = rows.iter().zip(names).map(|(r, n)| column(n, r)).collect();
+    Ok(Catalog { display_name: label, from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })
+}
