@@ -5,6 +5,7 @@
 //! The services come from `scripts/test`, which exports where they are.
 #![allow(dead_code)]
 
+pub mod arrow_text;
 pub mod bq;
 pub mod chain;
 pub mod compare;

@@ -108,6 +108,14 @@ pub fn plan(c: &CatalogColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanErr
         }
         None => {}
     }
+    // inet's cast to text always shows the netmask; abbrev() is its output form ("::1").
+    if c.typname == "inet" {
+        return Ok(ColumnPlan { column: field(BqType::String, false), expr: format!("abbrev({q})"), kind: PgKind::Text, array: false });
+    }
+    if c.elem.as_ref().is_some_and(|(e, _)| e == "inet") {
+        let expr = format!("ARRAY(SELECT abbrev(e) FROM unnest({q}) WITH ORDINALITY AS u(e, n) ORDER BY n)");
+        return Ok(ColumnPlan { column: field(BqType::String, true), expr, kind: PgKind::Text, array: true });
+    }
     if let Some((etyp, etype)) = &c.elem {
         // The element's numeric modifier is the column's.
         let (kind, ty, sql_cast) = scalar(etyp, etype, c.typmod).ok_or_else(unsupported)?;
@@ -175,7 +183,7 @@ mod tests {
     fn arrays_casts_and_text_forms() {
         let p = plan(&col("_int4", "b", Some("int4")), None).unwrap();
         assert!(p.array && p.column.field.repeated && p.column.field.ty == BqType::Int64);
-        let p = plan(&col("_inet", "b", Some("inet")), None).unwrap();
+        let p = plan(&col("_cidr", "b", Some("cidr")), None).unwrap();
         assert_eq!(p.expr, "\"c\"::text[]");
         let p = plan(&col("interval", "b", None), None).unwrap();
         assert_eq!((p.expr.as_str(), p.column.field.ty), ("\"c\"::text", BqType::String));
