@@ -71,6 +71,53 @@ impl Drop for PgDb {
     }
 }
 
+/// A MySQL database of its own, dropped when the test ends.
+pub struct MyDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl MyDb {
+    pub async fn new() -> MyDb {
+        use sqlx::Connection;
+        let admin_url = env_var("AURORA2BQ_TEST_MYSQL_URL");
+        let name = unique("a2b_test");
+        let mut admin = sqlx::MySqlConnection::connect(&admin_url).await.expect("connect to MySQL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let mut url = url::Url::parse(&admin_url).expect("MySQL URL");
+        url.set_path(&format!("/{name}"));
+        MyDb { name, url: url.to_string(), admin_url }
+    }
+
+    /// Runs a multi-statement script in UTC with a permissive SQL mode (zero dates allowed).
+    pub async fn exec(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut c = sqlx::MySqlConnection::connect(&self.url).await.expect("connect to the test database");
+        let script = format!("SET time_zone = '+00:00'; SET SESSION sql_mode = ''; {sql}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&mut c).await.expect("SQL script");
+    }
+}
+
+impl Drop for MyDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// What a run of the binary printed and how it ended.
 pub struct Run {
     pub code: Option<i32>,
