@@ -61,8 +61,8 @@ pub fn cursor_ok(kind: MyKind) -> bool {
 /// The upper bound's SQL for a cursor kind (the session time zone is UTC).
 pub fn upper_sql(kind: MyKind) -> Option<&'static str> {
     match kind {
-        MyKind::Datetime | MyKind::Timestamp => Some("CAST(NOW(6) AS CHAR)"),
-        MyKind::Date => Some("CAST(CURDATE() AS CHAR)"),
+        MyKind::Datetime | MyKind::Timestamp => Some("SELECT CAST(NOW(6) AS CHAR)"),
+        MyKind::Date => Some("SELECT CAST(CURDATE() AS CHAR)"),
         _ => None,
     }
 }
