@@ -66,6 +66,8 @@ ensure_postgres() {
     if ! command -v psql >/dev/null || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
         apt_install postgresql postgresql-client
     fi
+    # The TLS test verifies the server against a CA bundle.
+    [ -f /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
     if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
         local ver; ver=$(ls /etc/postgresql | sort -V | tail -1)
         log "starting PostgreSQL $ver"

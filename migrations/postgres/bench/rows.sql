@@ -12,7 +12,8 @@ CREATE TABLE bench_rows (
     created_at  timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL,
     note        text,
-    attrs       jsonb NOT NULL
+    attrs       jsonb NOT NULL,
+    tags        text[] NOT NULL
 );
 INSERT INTO bench_rows
 SELECT g,
@@ -25,6 +26,7 @@ SELECT g,
        timestamptz '2023-01-01 00:00:00+00' + g * interval '1 second',
        timestamptz '2023-06-01 00:00:00+00' + g * interval '2 seconds',
        CASE WHEN g % 4 = 0 THEN NULL ELSE 'note for row ' || g || ' ' || repeat('x', g % 40) END,
-       jsonb_build_object('src', 'web', 'v', g % 10, 'flag', g % 2 = 0)
+       jsonb_build_object('src', 'web', 'v', g % 10, 'flag', g % 2 = 0),
+       ARRAY['tag' || (g % 7), 'x']
 FROM generate_series(1, :rows) AS g;
 ANALYZE bench_rows;
