@@ -24,58 +24,127 @@ fn text(raw: &[u8]) -> Result<&str, Bad> {
     std::str::from_utf8(raw).map_err(|e| Bad::Other(format!("text is not valid UTF-8: {e}")))
 }
 
+/// A signed integer's text, without going through `str`.
+fn int(b: &[u8]) -> Result<i64, Bad> {
+    let (neg, d) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    if d.is_empty() || d.len() > 19 || !d.iter().all(u8::is_ascii_digit) {
+        return Err(not_a(b, "an integer"));
+    }
+    // Accumulate negatively so that i64::MIN fits.
+    let mut v: i64 = 0;
+    for c in d {
+        v = v.checked_mul(10).and_then(|v| v.checked_sub((c - b'0') as i64)).ok_or_else(|| not_a(b, "a 64-bit integer"))?;
+    }
+    if neg { Ok(v) } else { v.checked_neg().ok_or_else(|| not_a(b, "a 64-bit integer")) }
+}
+
 fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, Bad> {
     s.parse().map_err(|_| Bad::Other(format!("{s:?} is not {what}")))
 }
 
-/// Days since 1970-01-01 of `YYYY-MM-DD`.
-fn days(s: &str) -> Result<i64, Bad> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(Bad::Other(format!("{s:?} is not a date")));
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
-    let (y, m, d): (i32, u32, u32) = (num(&s[0..4], "a year")?, num(&s[5..7], "a month")?, num(&s[8..10], "a day")?);
+}
+
+/// The unsigned decimal number in `b`, which must be all ASCII digits.
+fn digits(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    b.iter().try_fold(0i64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64))
+}
+
+fn not_a(b: &[u8], what: &str) -> Bad {
+    Bad::Other(format!("{:?} is not {what}", String::from_utf8_lossy(b)))
+}
+
+/// Days since 1970-01-01 of `YYYY-MM-DD`; a zero month or day is a zero date.
+fn days(b: &[u8]) -> Result<i64, Bad> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(not_a(b, "a date"));
+    }
+    let (y, m, d) = match (digits(&b[0..4]), digits(&b[5..7]), digits(&b[8..10])) {
+        (Some(y), Some(m), Some(d)) => (y, m, d),
+        _ => return Err(not_a(b, "a date")),
+    };
     if m == 0 || d == 0 {
         return Err(Bad::ZeroDate);
     }
-    let date = chrono::NaiveDate::from_ymd_opt(y, m, d).ok_or_else(|| Bad::Other(format!("{s:?} is not a calendar date")))?;
-    let n = (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days();
-    if !(limits::MIN_DATE_DAYS..=limits::MAX_DATE_DAYS).contains(&n) {
-        return Err(Bad::Other(format!("{s} is outside BigQuery's range 0001-01-01 to 9999-12-31")));
+    if m > 12 || d > days_in_month(y, m) || y == 0 {
+        return Err(not_a(b, "a calendar date"));
     }
-    Ok(n)
+    Ok(days_from_civil(y, m, d))
 }
 
-/// µs of `HH:MM:SS[.ffffff]` (for TIME, also negative or past 24h, which are refused).
-fn time_micros(s: &str) -> Result<i64, Bad> {
-    let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
-    let parts: Vec<&str> = hms.split(':').collect();
-    let [h, m, sec] = parts.as_slice() else { return Err(Bad::Other(format!("{s:?} is not a time"))) };
-    if h.starts_with('-') {
-        return Err(Bad::Other(format!("TIME {s} is negative: BigQuery TIME is a time of day; read it as text with `cast = {{ COLUMN = \"text\" }}`")));
+/// µs of `HH:MM:SS[.ffffff]` (TIME can also be negative or past 24h: refused).
+fn time_micros(b: &[u8]) -> Result<i64, Bad> {
+    let s = || String::from_utf8_lossy(b).into_owned();
+    if b.first() == Some(&b'-') {
+        return Err(Bad::Other(format!(
+            "TIME {} is negative: BigQuery TIME is a time of day; read it as text with `cast = {{ COLUMN = \"text\" }}`",
+            s()
+        )));
     }
-    let (h, m, sec): (i64, i64, i64) = (num(h, "an hour")?, num(m, "a minute")?, num(sec, "a second")?);
+    let (hms, frac) = match b.iter().position(|c| *c == b'.') {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &b[..0]),
+    };
+    let mut parts = hms.split(|c| *c == b':');
+    let (h, m, sec) = match (parts.next().and_then(digits), parts.next().and_then(digits), parts.next().and_then(digits), parts.next()) {
+        (Some(h), Some(m), Some(sec), None) if m < 60 && sec < 60 => (h, m, sec),
+        _ => return Err(not_a(b, "a time")),
+    };
     if h >= 24 {
-        return Err(Bad::Other(format!("TIME {s} is 24 hours or more: BigQuery TIME is a time of day; read it as text with `cast = {{ COLUMN = \"text\" }}`")));
+        return Err(Bad::Other(format!(
+            "TIME {} is 24 hours or more: BigQuery TIME is a time of day; read it as text with `cast = {{ COLUMN = \"text\" }}`",
+            s()
+        )));
     }
-    let mut us: i64 = 0;
-    for (i, b) in frac.bytes().take(6).enumerate() {
-        us += (b - b'0') as i64 * 10i64.pow(5 - i as u32);
+    if frac.len() > 6 || !frac.iter().all(u8::is_ascii_digit) {
+        return Err(not_a(b, "a time"));
+    }
+    let mut us = 0;
+    for (i, c) in frac.iter().enumerate() {
+        us += (c - b'0') as i64 * 10i64.pow(5 - i as u32);
     }
     Ok(((h * 60 + m) * 60 + sec) * 1_000_000 + us)
 }
 
 /// µs since the epoch of `YYYY-MM-DD HH:MM:SS[.ffffff]`.
-fn datetime_micros(s: &str) -> Result<i64, Bad> {
-    let (d, t) = s.split_once(' ').ok_or_else(|| Bad::Other(format!("{s:?} is not a date and time")))?;
-    Ok(days(d)? * 86_400_000_000 + time_micros(t)?)
+fn datetime_micros(b: &[u8]) -> Result<i64, Bad> {
+    if b.len() < 19 || b[10] != b' ' {
+        return Err(not_a(b, "a date and time"));
+    }
+    let days = days(&b[..10])?;
+    if !(limits::MIN_DATE_DAYS..=limits::MAX_DATE_DAYS).contains(&days) {
+        return Err(Bad::Other(format!("{} is outside BigQuery's range", String::from_utf8_lossy(b))));
+    }
+    Ok(days * 86_400_000_000 + time_micros(&b[11..])?)
 }
 
 impl MyKind {
     #[inline]
     pub fn decode(self, raw: &[u8], out: &mut ColumnBuilder) -> Result<(), Bad> {
         match self {
-            MyKind::Int => out.push_i64(num(text(raw)?, "an integer")?),
+            MyKind::Int => out.push_i64(int(raw)?),
             MyKind::UnsignedBig => out.push_i128(decimal_text::to_i128(text(raw)?, NUMERIC_SCALE as u32)?),
             MyKind::Bool => match raw {
                 b"0" => out.push_bool(false),
@@ -94,15 +163,15 @@ impl MyKind {
             MyKind::Text => out.push_str(text(raw)?),
             MyKind::Bytes => out.push_bytes(raw),
             MyKind::Bit => out.push_i64(raw.iter().fold(0i64, |acc, b| (acc << 8) | *b as i64)),
-            MyKind::Date => out.push_date(days(text(raw)?)? as i32),
-            MyKind::Datetime | MyKind::Timestamp => {
-                let s = text(raw)?;
-                if s.starts_with("0000-00-00") {
-                    return Err(Bad::ZeroDate);
+            MyKind::Date => {
+                let d = days(raw)?;
+                if !(limits::MIN_DATE_DAYS..=limits::MAX_DATE_DAYS).contains(&d) {
+                    return Err(Bad::Other(format!("{} is outside BigQuery's range 0001-01-01 to 9999-12-31", String::from_utf8_lossy(raw))));
                 }
-                out.push_micros(datetime_micros(s)?)
+                out.push_date(d as i32)
             }
-            MyKind::Time => out.push_time(time_micros(text(raw)?)?),
+            MyKind::Datetime | MyKind::Timestamp => out.push_micros(datetime_micros(raw)?),
+            MyKind::Time => out.push_time(time_micros(raw)?),
         }
         Ok(())
     }
@@ -120,9 +189,9 @@ impl MyKind {
 /// The watermark's integer form of a cursor value read as text.
 pub fn cursor_int(kind: MyKind, s: &str) -> Result<i64, String> {
     let r = match kind {
-        MyKind::Int => num(s, "an integer"),
-        MyKind::Date => days(s),
-        MyKind::Datetime | MyKind::Timestamp => datetime_micros(s),
+        MyKind::Int => int(s.as_bytes()),
+        MyKind::Date => days(s.as_bytes()),
+        MyKind::Datetime | MyKind::Timestamp => datetime_micros(s.as_bytes()),
         _ => Err(Bad::Other("not a cursor type".into())),
     };
     r.map_err(|e| match e {
@@ -138,14 +207,25 @@ mod tests {
 
     #[test]
     fn dates_times_and_zero_dates() {
-        assert_eq!(days("1970-01-02"), Ok(1));
-        assert_eq!(days("0000-00-00"), Err(Bad::ZeroDate));
-        assert_eq!(days("2020-05-00"), Err(Bad::ZeroDate));
-        assert_eq!(datetime_micros("1969-12-31 23:59:59.999999"), Ok(-1));
-        assert_eq!(datetime_micros("1970-01-01 00:00:01.5"), Ok(1_500_000));
-        assert_eq!(time_micros("23:59:59.999999"), Ok(86_399_999_999));
-        assert!(matches!(time_micros("838:59:59"), Err(Bad::Other(m)) if m.contains("24 hours")));
-        assert!(matches!(time_micros("-01:00:00"), Err(Bad::Other(m)) if m.contains("negative")));
+        assert_eq!(days(b"1970-01-02"), Ok(1));
+        assert_eq!(days(b"0000-00-00"), Err(Bad::ZeroDate));
+        assert_eq!(days(b"2020-05-00"), Err(Bad::ZeroDate));
+        assert!(days(b"2021-02-29").is_err());
+        assert_eq!(days(b"2000-02-29"), Ok(11_016));
+        assert_eq!(datetime_micros(b"1969-12-31 23:59:59.999999"), Ok(-1));
+        assert_eq!(datetime_micros(b"1970-01-01 00:00:01.5"), Ok(1_500_000));
+        assert_eq!(time_micros(b"23:59:59.999999"), Ok(86_399_999_999));
+        assert!(matches!(time_micros(b"838:59:59"), Err(Bad::Other(m)) if m.contains("24 hours")));
+        assert!(matches!(time_micros(b"-01:00:00"), Err(Bad::Other(m)) if m.contains("negative")));
+        assert_eq!(int(b"-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(int(b"9223372036854775807"), Ok(i64::MAX));
+        assert!(int(b"9223372036854775808").is_err());
+        // The civil-date arithmetic agrees with chrono over the whole range.
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for (y, m, d) in [(1, 1, 1), (1600, 2, 29), (1969, 12, 31), (2024, 3, 1), (9999, 12, 31)] {
+            let want = (chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap() - epoch).num_days();
+            assert_eq!(days_from_civil(y as i64, m as i64, d as i64), want);
+        }
         let mut b = ColumnBuilder::new(BqType::Datetime);
         assert_eq!(MyKind::Datetime.decode(b"0000-00-00 00:00:00", &mut b), Err(Bad::ZeroDate));
     }

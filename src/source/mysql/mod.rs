@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
-use sqlx::{ConnectOptions, Connection, MySqlConnection};
+use sqlx::{ConnectOptions, MySqlConnection};
 
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
@@ -24,6 +24,8 @@ use crate::config::{SourceConfig, TableConfig, ZeroDates};
 use crate::secret::Secret;
 
 pub(crate) struct MyInner {
+    /// The connection made to check the settings, kept for the first table.
+    spare: std::sync::Mutex<Option<MySqlConnection>>,
     options: MySqlConnectOptions,
     target: String,
     connect_timeout: std::time::Duration,
@@ -42,27 +44,31 @@ impl MySqlSource {
         let target = super::describe_url(url);
         let mut options = MySqlConnectOptions::from_str(url.expose())
             .map_err(|e| SourceError::Url(format!("the MySQL URL for {target} is not valid: {e}")))?;
-        options = options.charset("utf8mb4").timezone(Some("+00:00".into()));
+        // Long reads are expected; sqlx would log each as a slow statement.
+        options = options.charset("utf8mb4").timezone(Some("+00:00".into())).disable_statement_logging();
         if let Some(ca) = &config.ca_file {
             options = options.ssl_mode(MySqlSslMode::VerifyIdentity).ssl_ca(ca);
         }
-        let source = Self {
-            inner: Arc::new(MyInner {
+        let inner = MyInner {
+                spare: std::sync::Mutex::new(None),
                 options,
                 target,
                 connect_timeout: config.connect_timeout,
                 statement_timeout: config.statement_timeout,
                 limits,
                 zero_dates: config.zero_dates,
-            }),
         };
-        source.inner.connection().await?.close().await.ok();
-        Ok(source)
+        let first = inner.connection().await?;
+        *inner.spare.lock().expect("spare lock") = Some(first);
+        Ok(Self { inner: Arc::new(inner) })
     }
 }
 
 impl MyInner {
     async fn connection(&self) -> Result<MySqlConnection, SourceError> {
+        if let Some(c) = self.spare.lock().expect("spare lock").take() {
+            return Ok(c);
+        }
         let err = |source| SourceError::Connect { engine: "MySQL", target: self.target.clone(), source };
         let mut conn = match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
             Ok(r) => r.map_err(err)?,

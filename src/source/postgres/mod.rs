@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{ConnectOptions, Connection, PgConnection, Row};
+use sqlx::{ConnectOptions, PgConnection, Row};
 
 pub use catalog::quote_ident;
 pub use decode::PgKind;
@@ -33,6 +33,9 @@ use crate::secret::Secret;
 
 /// Connection settings shared by a table's connections.
 pub(crate) struct PgInner {
+    /// The connection made to check the settings, kept for the first table: each new
+    /// connection costs a TLS handshake.
+    spare: std::sync::Mutex<Option<PgConnection>>,
     options: PgConnectOptions,
     target: String,
     connect_timeout: std::time::Duration,
@@ -49,7 +52,8 @@ impl PgSource {
         let target = super::describe_url(url);
         let mut options = PgConnectOptions::from_str(url.expose())
             .map_err(|e| SourceError::Url(format!("the PostgreSQL URL for {target} is not valid: {e}")))?;
-        options = options.application_name(&config.application_name);
+        // Long COPYs are expected; sqlx would log each as a slow statement.
+        options = options.application_name(&config.application_name).disable_statement_logging();
         if let Some(ca) = &config.ca_file {
             options = options.ssl_mode(PgSslMode::VerifyFull).ssl_root_cert(ca);
         }
@@ -58,15 +62,19 @@ impl PgSource {
             settings.push(("statement_timeout".into(), format!("{}ms", t.as_millis())));
         }
         options = options.options(settings);
-        let source = Self { inner: Arc::new(PgInner { options, target, connect_timeout: config.connect_timeout, limits }) };
+        let inner = PgInner { spare: std::sync::Mutex::new(None), options, target, connect_timeout: config.connect_timeout, limits };
         // Connect once now so a wrong URL or password fails before anything else happens.
-        source.inner.connection().await?.close().await.ok();
-        Ok(source)
+        let first = inner.connection().await?;
+        *inner.spare.lock().expect("spare lock") = Some(first);
+        Ok(Self { inner: Arc::new(inner) })
     }
 }
 
 impl PgInner {
     pub(crate) async fn connection(&self) -> Result<PgConnection, SourceError> {
+        if let Some(c) = self.spare.lock().expect("spare lock").take() {
+            return Ok(c);
+        }
         let err = |source| SourceError::Connect { engine: "PostgreSQL", target: self.target.clone(), source };
         match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
             Ok(r) => r.map_err(err),
