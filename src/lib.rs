@@ -15,4 +15,5 @@ pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod types;

@@ -102,8 +102,10 @@ async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
     let (passed, refused) = chain.emulator.gate_counts();
     assert!(passed >= 5, "only {passed} calls reached BigQuery through the gates");
     assert_eq!(refused, 0);
-    // The staging table is gone; only the target remains.
-    assert_eq!(bq.tables(&dataset).await, vec!["everything".to_string()]);
+    // The staging table is gone; the target and the state table remain.
+    let mut tables = bq.tables(&dataset).await;
+    tables.sort();
+    assert_eq!(tables, vec!["_aurora2bq_state".to_string(), "everything".to_string()]);
 }
 
 const SMALL: &[(&str, Kind)] = &[("id", Kind::Int), ("name", Kind::Text), ("amount", Kind::Decimal), ("at", Kind::Timestamp)];

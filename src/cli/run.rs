@@ -43,7 +43,7 @@ async fn run_inner(config_path: &Path, stop: CancellationToken) -> anyhow::Resul
         .context("setting up Google credentials")?;
     let sink = BigQuerySink::new(&config.google, &config.destination, tokens, http, run_id)
         .context("setting up BigQuery")?;
-    sink.check_dataset().await.context("checking the destination dataset")?;
+    sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
     let summary = pipeline::run_tables(&config, Arc::from(source), Arc::new(Arc::new(sink)), stop).await;

@@ -76,4 +76,23 @@ pub struct RawTable {
     #[serde(default)]
     pub cast: BTreeMap<String, Spanned<String>>,
     pub parallel_chunks: Option<Spanned<u64>>,
+    pub partition: Option<Spanned<RawPartition>>,
+    pub cluster_by: Option<Vec<String>>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub metadata_columns: Option<bool>,
+    pub schema_changes: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartition {
+    pub column: String,
+    /// HOUR, DAY, MONTH or YEAR for time columns.
+    pub granularity: Option<String>,
+    /// Integer-range partitioning.
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub interval: Option<i64>,
 }

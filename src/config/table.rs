@@ -33,6 +33,43 @@ pub enum Cast {
     BigNumeric,
 }
 
+/// How the target table is partitioned when aurora2bq creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partition {
+    /// By a DATE, DATETIME or TIMESTAMP column, at HOUR, DAY, MONTH or YEAR granularity.
+    Time { column: String, granularity: String },
+    /// By an integer column in [start, end) with buckets of `interval`.
+    Range { column: String, start: i64, end: i64, interval: i64 },
+}
+
+impl Partition {
+    pub fn column(&self) -> &str {
+        match self {
+            Partition::Time { column, .. } | Partition::Range { column, .. } => column,
+        }
+    }
+}
+
+/// What to do when the source's columns no longer match the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaChanges {
+    /// Add new columns, keep dropped ones (NULL from now on), apply allowed widenings.
+    Evolve,
+    /// Stop the table on any difference.
+    Refuse,
+}
+
+/// Options applied when aurora2bq creates the target.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetOptions {
+    pub partition: Option<Partition>,
+    pub cluster_by: Vec<String>,
+    pub description: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Add `_aurora2bq_extracted_at` (TIMESTAMP) and `_aurora2bq_run_id` (STRING).
+    pub metadata_columns: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableConfig {
     pub source: TableSource,
@@ -53,6 +90,8 @@ pub struct TableConfig {
     pub casts: BTreeMap<String, Cast>,
     /// Key-range chunks read over this many connections, sharing one snapshot.
     pub parallel_chunks: usize,
+    pub target_options: TargetOptions,
+    pub schema_changes: SchemaChanges,
 }
 
 impl TableConfig {
@@ -85,6 +124,8 @@ impl TableConfig {
             exclude_columns: Vec::new(),
             casts: BTreeMap::new(),
             parallel_chunks: 1,
+            target_options: TargetOptions::default(),
+            schema_changes: SchemaChanges::Evolve,
         }
     }
 }

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use summary::{human_bytes, RunSummary, TableOutcome};
 
-use crate::config::{Config, TableConfig};
-use crate::sink::{LoadStats, Sink};
-use crate::source::Source;
+use crate::config::{Config, LoadMode, TableConfig};
+use crate::sink::{LoadPlan, LoadStats, Sink};
+use crate::source::window::Window;
+use crate::source::{ReadStats, Source};
 
 /// Batches waiting between reader and writer: one lets the reader decode the next batch
 /// while the writer sends this one; more would only use memory.
@@ -67,13 +68,30 @@ async fn copy_table(
     timeout: Duration,
 ) -> anyhow::Result<LoadStats> {
     let deadline = Instant::now() + timeout;
+    let window = match (table.mode, &table.cursor) {
+        (LoadMode::FullRefresh, _) | (_, None) => None,
+        (_, Some(cursor)) => {
+            let after = tokio::select! {
+                r = sink.watermark(table) => r?,
+                e = stop_reason(&stop, deadline) => return Err(e),
+            };
+            tracing::info!(table = %table.source_name(), watermark = ?after, "incremental window");
+            Some(Window { cursor: cursor.clone(), key: table.key.clone().unwrap_or_default(), after, lookback: table.lookback })
+        }
+    };
     let read = tokio::select! {
-        r = source.open(table, None) => r?,
+        r = source.open(table, window.as_ref()) => r?,
         e = stop_reason(&stop, deadline) => return Err(e),
     };
     let schema = read.schema().clone();
+    let plan = LoadPlan {
+        table,
+        schema: &schema,
+        key: table.key.clone().unwrap_or_else(|| schema.primary_key.clone()),
+        previous: window.and_then(|w| w.after),
+    };
     let mut load = tokio::select! {
-        r = sink.begin(table, &schema) => r?,
+        r = sink.begin(plan) => r?,
         e = stop_reason(&stop, deadline) => return Err(e),
     };
     let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -82,10 +100,13 @@ async fn copy_table(
     loop {
         tokio::select! {
             batch = rx.recv() => match batch {
-                Some(b) => if let Err(e) = load.write(b).await {
-                    failure = Some(e.into());
-                    break;
-                },
+                Some(b) => {
+                    crate::failpoint::hit("after-batch");
+                    if let Err(e) = load.write(b).await {
+                        failure = Some(e.into());
+                        break;
+                    }
+                }
                 None => break,
             },
             e = stop_reason(&stop, deadline) => {
@@ -99,21 +120,19 @@ async fn copy_table(
         reader.abort();
     }
     let read_result = (&mut reader).await;
-    let failure = failure.or_else(|| match read_result {
-        Ok(Ok(stats)) => {
-            tracing::debug!(rows = stats.rows, bytes = stats.source_bytes, "source read done");
-            None
-        }
-        Ok(Err(e)) => Some(e.into()),
-        Err(join) => Some(anyhow::anyhow!("the reader task failed: {join}")),
-    });
+    let (failure, stats) = match (failure, read_result) {
+        (Some(f), _) => (Some(f), ReadStats::default()),
+        (None, Ok(Ok(stats))) => (None, stats),
+        (None, Ok(Err(e))) => (Some(e.into()), ReadStats::default()),
+        (None, Err(join)) => (Some(anyhow::anyhow!("the reader task failed: {join}")), ReadStats::default()),
+    };
     if let Some(e) = failure {
         load.abort().await;
         return Err(e);
     }
     crate::failpoint::hit("before-commit");
     tokio::select! {
-        r = load.commit() => Ok(r?),
+        r = load.commit(&stats) => Ok(r?),
         _ = stop.cancelled() => Err(anyhow::anyhow!(
             "stopped by a signal during the final commit; the target holds either the previous \
              rows or all new ones, never a mix"

@@ -61,8 +61,13 @@ impl RunSummary {
             let secs = t.elapsed.as_secs_f64();
             match &t.result {
                 Ok(s) => out.push_str(&format!(
-                    "ok      {} -> {}.{}: {} rows, {}, {secs:.1} s\n",
-                    t.source, self.dataset, t.target, s.rows, human_bytes(s.bytes)
+                    "ok      {} -> {}.{}: {} rows, {}, {secs:.1} s{}\n",
+                    t.source,
+                    self.dataset,
+                    t.target,
+                    s.rows,
+                    human_bytes(s.bytes),
+                    if s.zero_dates > 0 { format!(", {} zero dates loaded as NULL", s.zero_dates) } else { String::new() }
                 )),
                 Err(e) => out.push_str(&format!(
                     "FAILED  {} -> {}.{}: {e} ({secs:.1} s)\n",

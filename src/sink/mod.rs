@@ -9,25 +9,37 @@ use async_trait::async_trait;
 pub use bigquery::error::SinkError;
 
 use crate::config::TableConfig;
-use crate::source::TableSchema;
+use crate::source::window::Watermark;
+use crate::source::{ReadStats, TableSchema};
 
 /// What one table's load wrote.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct LoadStats {
     pub rows: i64,
     /// Bytes sent to BigQuery (Arrow IPC).
     pub bytes: u64,
+    /// Zero dates loaded as NULL.
+    pub zero_dates: u64,
+}
+
+/// What a load needs to know besides the rows.
+pub struct LoadPlan<'a> {
+    pub table: &'a TableConfig,
+    pub schema: &'a TableSchema,
+    /// Key columns for merge (the config's, else the primary key).
+    pub key: Vec<String>,
+    /// The watermark the window started after.
+    pub previous: Option<Watermark>,
 }
 
 /// A destination for tables.
 #[async_trait]
 pub trait Sink: Send + Sync {
+    /// The stored watermark of an incremental table.
+    async fn watermark(&self, table: &TableConfig) -> Result<Option<Watermark>, SinkError>;
+
     /// Prepares to receive one table's rows (e.g. a staging table and a write stream).
-    async fn begin(
-        &self,
-        table: &TableConfig,
-        schema: &TableSchema,
-    ) -> Result<Box<dyn TableLoad>, SinkError>;
+    async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError>;
 }
 
 /// One table's load: rows in, then all of them become visible at once, or none do.
@@ -35,8 +47,9 @@ pub trait Sink: Send + Sync {
 pub trait TableLoad: Send {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), SinkError>;
 
-    /// Makes every row written visible in the target atomically.
-    async fn commit(self: Box<Self>) -> Result<LoadStats, SinkError>;
+    /// Makes every row written visible in the target, and records the read's watermark,
+    /// atomically.
+    async fn commit(self: Box<Self>, read: &ReadStats) -> Result<LoadStats, SinkError>;
 
     /// Gives up: nothing written becomes visible; temporary objects are removed.
     async fn abort(self: Box<Self>);

@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::{is_bq_name, Ctx};
 use crate::config::raw::RawTable;
-use crate::config::{Cast, ConfigError, Engine, LoadMode, TableConfig, TableSource};
+use crate::config::{Cast, ConfigError, Engine, LoadMode, Partition, SchemaChanges, TableConfig, TableSource, TargetOptions};
 
 pub fn tables(
     cx: &Ctx,
@@ -147,6 +147,58 @@ fn table(
         }
         Some(p) => return Err(cx.err(p.span(), &key("parallel_chunks"), "use 1 to 32")),
     };
+    let partition = match t.partition {
+        None => None,
+        Some(p) => {
+            let span = p.span();
+            let p = p.into_inner();
+            Some(match (p.granularity, p.start, p.end, p.interval) {
+                (g, None, None, None) => {
+                    let g = g.unwrap_or_else(|| "DAY".into()).to_ascii_uppercase();
+                    if !["HOUR", "DAY", "MONTH", "YEAR"].contains(&g.as_str()) {
+                        return Err(cx.err(span, &key("partition.granularity"), format!("{g:?}: use HOUR, DAY, MONTH or YEAR")));
+                    }
+                    Partition::Time { column: p.column, granularity: g }
+                }
+                (None, Some(start), Some(end), Some(interval)) if start < end && interval > 0 => {
+                    Partition::Range { column: p.column, start, end, interval }
+                }
+                _ => {
+                    return Err(cx.err(
+                        span,
+                        &key("partition"),
+                        "give `column` and either `granularity` (time) or `start`, `end` and `interval` (integer range, start < end, interval > 0)",
+                    ));
+                }
+            })
+        }
+    };
+    if let (LoadMode::Merge, Some(p), Some(c)) = (mode, &partition, &cursor) {
+        if p.column() == c {
+            return Err(cx.err(
+                span.clone(),
+                &key("partition"),
+                "a merge target cannot be partitioned by its cursor: the cursor changes with every update, \
+                 so a row's old version would sit in another partition; partition by a column that does not \
+                 change (e.g. created_at)",
+            ));
+        }
+    }
+    let schema_changes = match t.schema_changes.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("evolve", _)) => SchemaChanges::Evolve,
+        Some(("refuse", _)) => SchemaChanges::Refuse,
+        Some((other, s)) => return Err(cx.err(s, &key("schema_changes"), format!("{other:?}: use \"evolve\" or \"refuse\""))),
+    };
+    let target_options = TargetOptions {
+        partition,
+        cluster_by: t.cluster_by.unwrap_or_default(),
+        description: t.description,
+        labels: t.labels,
+        metadata_columns: t.metadata_columns.unwrap_or(false),
+    };
+    if target_options.cluster_by.len() > 4 {
+        return Err(cx.err(span.clone(), &key("cluster_by"), "BigQuery clusters by at most 4 columns"));
+    }
     let config = TableConfig {
         source,
         target,
@@ -159,6 +211,8 @@ fn table(
         exclude_columns: t.exclude_columns,
         casts,
         parallel_chunks,
+        target_options,
+        schema_changes,
     };
     Ok((config, target_span))
 }

@@ -1,9 +1,10 @@
-//! One table's full-refresh load: staging table → PENDING stream → finalize → commit →
-//! one transaction that replaces the target's rows → drop staging. A run that dies at any
-//! point before the transaction commits leaves the target exactly as it was.
+//! One table's load: staging table → PENDING stream → finalize → commit → one transaction
+//! that applies the mode's statement to the target and records the watermark → drop
+//! staging. A run that dies at any point before the transaction commits leaves the target
+//! and its watermark exactly as they were; the next run repeats the work.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
@@ -11,35 +12,39 @@ use async_trait::async_trait;
 use super::encode::{schema_bytes, split_encode, MAX_ROWS_BYTES};
 use super::error::SinkError;
 use super::schema::{self, quote};
+use super::sql::{self, Load, Merge};
 use super::write::AppendStream;
-use super::BigQuerySink;
-use crate::config::TableConfig;
+use super::{target, BigQuerySink};
+use crate::config::{LoadMode, TableConfig};
 use crate::failpoint;
-use crate::sink::{LoadStats, TableLoad};
-use crate::source::TableSchema;
-use crate::types::{arrow_schema, BqField};
+use crate::sink::{LoadPlan, LoadStats, TableLoad};
+use crate::source::window::Watermark;
+use crate::source::ReadStats;
+use crate::state::{Record, StateStore};
+use crate::types::{arrow_schema, BqField, BqType};
 
 /// How long the final transaction may take.
-const SWAP_DEADLINE: Duration = Duration::from_secs(30 * 60);
+const TRANSACTION_DEADLINE: Duration = Duration::from_secs(30 * 60);
 /// Appends in flight per stream: enough to keep the connection busy, few enough that
 /// memory stays at a few requests' worth.
 const MAX_INFLIGHT: usize = 2;
 
 pub struct BigQueryLoad {
     sink: Arc<BigQuerySink>,
-    target: String,
+    table: TableConfig,
+    source_name: String,
     staging: String,
     fields: Vec<BqField>,
+    key: Vec<String>,
+    previous: Option<Watermark>,
     stream: Option<AppendStream>,
     rows_sent: i64,
+    started: SystemTime,
 }
 
 impl BigQueryLoad {
-    pub async fn begin(
-        sink: Arc<BigQuerySink>,
-        table: &TableConfig,
-        source: &TableSchema,
-    ) -> Result<Self, SinkError> {
+    pub async fn begin(sink: Arc<BigQuerySink>, plan: LoadPlan<'_>) -> Result<Self, SinkError> {
+        let (table, source) = (plan.table, plan.schema);
         let fields = source.fields();
         if let Some(bad) = fields.iter().find(|f| !schema::valid_column_name(&f.name)) {
             return Err(SinkError::Schema {
@@ -51,25 +56,24 @@ impl BigQueryLoad {
                 ),
             });
         }
-        let target = table.target.clone();
+        if table.mode == LoadMode::Merge && plan.key.is_empty() {
+            return Err(SinkError::Schema {
+                table: source.display_name.clone(),
+                detail: "merge needs a key and the table has no primary key: set `key = [\"col\", ...]`".into(),
+            });
+        }
         let short_run: String = sink.run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
-        let base: String = target.chars().take(900).collect();
+        let base: String = table.target.chars().take(900).collect();
         let staging = format!("{base}__aurora2bq_staging_{short_run}");
         let expires = SystemTime::now() + sink.dest.staging_expiration;
-        let expires_ms = expires.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let expires_ms = expires.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let description = format!(
-            "aurora2bq staging for {target}, run {}; dropped after the load, expires on its own",
-            sink.run_id
+            "aurora2bq staging for {}, run {}; dropped after the load, expires on its own",
+            table.target, sink.run_id
         );
-        let resource = schema::table_resource(
-            &sink.dest.project,
-            &sink.dest.dataset,
-            &staging,
-            &fields,
-            Some(expires_ms),
-            Some(&description),
-        );
+        let resource = schema::table_resource(&sink.dest.project, &sink.dest.dataset, &staging, &fields, Some(expires_ms), Some(&description));
         sink.rest.create_table(&sink.dest.dataset, &resource).await?;
+        failpoint::hit("after-create-staging");
         let begun = async {
             let stream_name = sink.write.create_pending_stream(&sink.table_path(&staging)).await?;
             let schema = bytes::Bytes::from(schema_bytes(&arrow_schema(&fields)));
@@ -83,62 +87,127 @@ impl BigQueryLoad {
                 return Err(e);
             }
         };
-        Ok(Self { sink, target, staging, fields, stream: Some(stream), rows_sent: 0 })
+        Ok(Self {
+            sink,
+            table: table.clone(),
+            source_name: source.display_name.clone(),
+            staging,
+            fields,
+            key: plan.key,
+            previous: plan.previous,
+            stream: Some(stream),
+            rows_sent: 0,
+            started: SystemTime::now(),
+        })
     }
 
-    /// Creates the target if it is missing and adds columns the source gained. A type
-    /// change stops the table: replacing data under a different type would change values.
-    async fn ensure_target(&self) -> Result<(), SinkError> {
-        let s = &self.sink;
-        let Some(existing) = s.rest.get_table(&s.dest.dataset, &self.target).await? else {
-            let resource =
-                schema::table_resource(&s.dest.project, &s.dest.dataset, &self.target, &self.fields, None, None);
-            return s.rest.create_table(&s.dest.dataset, &resource).await;
+    fn q(&self, table: &str) -> String {
+        quote(&[&self.sink.dest.project, &self.sink.dest.dataset, table])
+    }
+
+    /// The target's columns: the source's, plus the metadata columns when asked for.
+    fn target_fields(&self) -> Vec<BqField> {
+        let mut f = self.fields.clone();
+        if self.table.target_options.metadata_columns {
+            f.push(BqField { name: sql::EXTRACTED_AT.into(), ty: BqType::Timestamp, repeated: false });
+            f.push(BqField { name: sql::RUN_ID.into(), ty: BqType::String, repeated: false });
+        }
+        f
+    }
+
+    /// The staging rows' range of the target's partition column, for pruning the MERGE.
+    async fn prune(&self) -> Result<Option<(String, String, String)>, SinkError> {
+        let Some(p) = &self.table.target_options.partition else { return Ok(None) };
+        let col = p.column().to_owned();
+        let Some(ty) = self.fields.iter().find(|f| f.name == col).map(|f| f.ty) else { return Ok(None) };
+        let as_text = |e: String| if ty == BqType::Timestamp { format!("CAST(UNIX_MICROS({e}) AS STRING)") } else { format!("CAST({e} AS STRING)") };
+        let c = quote(&[&col]);
+        let sql = format!("SELECT {}, {} FROM {}", as_text(format!("MIN({c})")), as_text(format!("MAX({c})")), self.q(&self.staging));
+        let r = self.sink.rest.query("finding the staging rows' partitions", &sql, TRANSACTION_DEADLINE).await?;
+        let row = r.rows.first();
+        let get = |i: usize| row.and_then(|r| r.get(i)).and_then(|v| v.as_str()).and_then(|t| sql::literal(ty, t));
+        Ok(match (get(0), get(1)) {
+            (Some(lo), Some(hi)) => Some((col, lo, hi)),
+            _ => None,
+        })
+    }
+
+    /// The mode's data statement.
+    async fn statement(&self) -> Result<String, SinkError> {
+        let columns: Vec<String> = self.fields.iter().map(|f| f.name.clone()).collect();
+        let at = self.started.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+        let load = Load {
+            target: self.q(&self.table.target),
+            staging: self.q(&self.staging),
+            columns: &columns,
+            metadata: self.table.target_options.metadata_columns.then_some((at, self.sink.run_id.as_str())),
         };
-        let diff = schema::diff(&schema::existing_fields(&existing), &self.fields);
-        if !diff.changed.is_empty() {
-            let list: Vec<String> =
-                diff.changed.iter().map(|(n, t, u)| format!("{n}: {t} in BigQuery, {u} from the source")).collect();
+        Ok(match self.table.mode {
+            LoadMode::FullRefresh => load.replace(),
+            LoadMode::Append => load.append(),
+            LoadMode::Merge => {
+                let soft_delete = self.table.soft_delete_column.as_ref().map(|c| {
+                    let ty = self.fields.iter().find(|f| &f.name == c).map(|f| f.ty).unwrap_or(BqType::Timestamp);
+                    (c.clone(), ty)
+                });
+                let m = Merge {
+                    key: self.key.clone(),
+                    cursor: self.table.cursor.clone().expect("validated: merge has a cursor"),
+                    soft_delete,
+                    prune: self.prune().await?,
+                };
+                load.merge(&m)
+            }
+        })
+    }
+
+    async fn finish(&mut self, read: &ReadStats) -> Result<LoadStats, SinkError> {
+        let stream = self.stream.take().expect("commit once");
+        let name = stream.name.clone();
+        let outcome = stream.finish().await?;
+        failpoint::hit("before-finalize");
+        let finalized = self.sink.write.finalize(&name).await?;
+        if outcome.rows != self.rows_sent || finalized != self.rows_sent {
             return Err(SinkError::Schema {
-                table: self.target.clone(),
+                table: self.table.target.clone(),
                 detail: format!(
-                    "column types changed ({}); the target was left as it was. Drop or rename the \
-                     target table to reload it with the new types, or cast the column in the source",
-                    list.join("; ")
+                    "row count mismatch: {} sent, {} acknowledged, {} in the finalized stream; nothing was committed",
+                    self.rows_sent, outcome.rows, finalized
                 ),
             });
         }
-        if !diff.missing_in_source.is_empty() {
-            tracing::warn!(table = %self.target, columns = ?diff.missing_in_source,
-                "target columns no longer in the source are kept and loaded as NULL");
+        failpoint::hit("before-staging-commit");
+        self.sink.write.batch_commit(&self.sink.table_path(&self.staging), &[name]).await?;
+        failpoint::hit("after-staging-commit");
+        let stats = LoadStats { rows: self.rows_sent, bytes: outcome.bytes, zero_dates: read.zero_dates };
+        let watermark = read.watermark.clone().or_else(|| self.previous.clone());
+        // Nothing new for an incremental table: no transaction needed.
+        if self.table.mode != LoadMode::FullRefresh && self.rows_sent == 0 && watermark == self.previous {
+            return Ok(stats);
         }
-        for f in &diff.added {
-            let sql = format!(
-                "ALTER TABLE {} ADD COLUMN {} {}",
-                quote(&[&s.dest.project, &s.dest.dataset, &self.target]),
-                quote(&[&f.name]),
-                if f.repeated { format!("ARRAY<{}>", f.ty.rest_name()) } else { f.ty.rest_name().to_owned() }
-            );
-            s.rest.query(&format!("adding column {} to {}", f.name, self.target), &sql, SWAP_DEADLINE).await?;
-        }
-        Ok(())
-    }
-
-    /// One transaction: the target's rows are replaced by the staging table's, or not at all.
-    async fn swap(&self) -> Result<(), SinkError> {
-        let s = &self.sink;
-        let target = quote(&[&s.dest.project, &s.dest.dataset, &self.target]);
-        let staging = quote(&[&s.dest.project, &s.dest.dataset, &self.staging]);
-        let cols: Vec<String> = self.fields.iter().map(|f| quote(&[&f.name])).collect();
-        let cols = cols.join(", ");
+        target::ensure(&self.sink, &self.table, &self.target_fields()).await?;
+        let state = StateStore { rest: &self.sink.rest, project: &self.sink.dest.project, dataset: &self.sink.dest.dataset };
+        let record = Record {
+            target: &self.table.target,
+            source: &self.source_name,
+            mode: match self.table.mode {
+                LoadMode::FullRefresh => "full_refresh",
+                LoadMode::Append => "append",
+                LoadMode::Merge => "merge",
+            },
+            watermark: watermark.as_ref(),
+            run_id: &self.sink.run_id,
+            rows: self.rows_sent,
+        };
         let sql = format!(
-            "BEGIN TRANSACTION;\n\
-             DELETE FROM {target} WHERE TRUE;\n\
-             INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging};\n\
-             COMMIT TRANSACTION;"
+            "BEGIN TRANSACTION;\n{};\n{};\nCOMMIT TRANSACTION;",
+            self.statement().await?,
+            state.upsert_sql(&record)
         );
-        s.rest.query(&format!("replacing the rows of {}", self.target), &sql, SWAP_DEADLINE).await?;
-        Ok(())
+        failpoint::hit("before-transaction");
+        self.sink.rest.query(&format!("loading {} (one transaction with its watermark)", self.table.target), &sql, TRANSACTION_DEADLINE).await?;
+        failpoint::hit("after-transaction");
+        Ok(stats)
     }
 }
 
@@ -149,36 +218,13 @@ impl TableLoad for BigQueryLoad {
         for (rows, bytes) in split_encode(&batch, MAX_ROWS_BYTES)? {
             stream.append(bytes::Bytes::from(bytes), rows).await?;
             self.rows_sent += rows as i64;
+            failpoint::hit("after-append");
         }
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<LoadStats, SinkError> {
-        let result = async {
-            let stream = self.stream.take().expect("commit once");
-            let name = stream.name.clone();
-            let outcome = stream.finish().await?;
-            failpoint::hit("before-finalize");
-            let finalized = self.sink.write.finalize(&name).await?;
-            if outcome.rows != self.rows_sent || finalized != self.rows_sent {
-                return Err(SinkError::Schema {
-                    table: self.target.clone(),
-                    detail: format!(
-                        "row count mismatch: {} sent, {} acknowledged, {} in the finalized stream; \
-                         nothing was committed",
-                        self.rows_sent, outcome.rows, finalized
-                    ),
-                });
-            }
-            failpoint::hit("before-staging-commit");
-            self.sink.write.batch_commit(&self.sink.table_path(&self.staging), &[name]).await?;
-            failpoint::hit("after-staging-commit");
-            self.ensure_target().await?;
-            self.swap().await?;
-            failpoint::hit("after-swap");
-            Ok(LoadStats { rows: self.rows_sent, bytes: outcome.bytes })
-        }
-        .await;
+    async fn commit(mut self: Box<Self>, read: &ReadStats) -> Result<LoadStats, SinkError> {
+        let result = self.finish(read).await;
         drop_staging(&self.sink, &self.staging).await;
         result
     }

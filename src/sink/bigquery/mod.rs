@@ -10,6 +10,8 @@ pub mod error;
 mod load;
 pub mod rest;
 pub mod schema;
+mod sql;
+mod target;
 pub mod write;
 
 use std::sync::Arc;
@@ -20,11 +22,11 @@ use self::error::SinkError;
 use self::load::BigQueryLoad;
 use self::rest::RestClient;
 use self::write::WriteClient;
-use super::{Sink, TableLoad};
+use super::{LoadPlan, Sink, TableLoad};
 use crate::auth::endpoints::{self, Policy, Service};
 use crate::auth::TokenSource;
 use crate::config::{Destination, GoogleConfig, TableConfig};
-use crate::source::TableSchema;
+use crate::source::window::Watermark;
 
 pub struct BigQuerySink {
     pub(crate) rest: RestClient,
@@ -63,9 +65,15 @@ impl BigQuerySink {
         Ok(Self { rest, write, dest: dest.clone(), run_id })
     }
 
-    /// Checks the dataset is there and readable before any table starts.
-    pub async fn check_dataset(&self) -> Result<(), SinkError> {
-        self.rest.get_dataset(&self.dest.dataset).await.map(|_| ())
+    /// Checks the dataset is there and readable, and that the state table exists, before
+    /// any table starts.
+    pub async fn prepare(&self) -> Result<(), SinkError> {
+        self.rest.get_dataset(&self.dest.dataset).await?;
+        self.state().ensure().await
+    }
+
+    pub(crate) fn state(&self) -> crate::state::StateStore<'_> {
+        crate::state::StateStore { rest: &self.rest, project: &self.dest.project, dataset: &self.dest.dataset }
     }
 
     /// Creates a scratch table, opens a PENDING write stream on it and finalizes it (so
@@ -99,11 +107,11 @@ impl BigQuerySink {
 
 #[async_trait]
 impl Sink for Arc<BigQuerySink> {
-    async fn begin(
-        &self,
-        table: &TableConfig,
-        schema: &TableSchema,
-    ) -> Result<Box<dyn TableLoad>, SinkError> {
-        Ok(Box::new(BigQueryLoad::begin(self.clone(), table, schema).await?))
+    async fn watermark(&self, table: &TableConfig) -> Result<Option<Watermark>, SinkError> {
+        self.state().watermark(&table.target).await
+    }
+
+    async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError> {
+        Ok(Box::new(BigQueryLoad::begin(self.clone(), plan).await?))
     }
 }

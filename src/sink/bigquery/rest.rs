@@ -142,6 +142,15 @@ impl RestClient {
         ok_or(status, v, &what, self).map(|_| ())
     }
 
+    /// Replaces a table's schema through tables.patch (fields may only be added or widened).
+    pub async fn patch_schema(&self, dataset: &str, table: &str, schema: &Value) -> Result<(), SinkError> {
+        let what = format!("updating the schema of {dataset}.{table}");
+        let body = json!({ "schema": schema });
+        let (status, v) =
+            self.call(&what, Method::PATCH, &format!("/datasets/{dataset}/tables/{table}"), &[], Some(&body)).await?;
+        ok_or(status, v, &what, self).map(|_| ())
+    }
+
     /// Deletes a table; one already gone is not an error.
     pub async fn delete_table(&self, dataset: &str, table: &str) -> Result<(), SinkError> {
         let what = format!("deleting table {dataset}.{table}");

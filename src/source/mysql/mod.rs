@@ -101,7 +101,7 @@ impl Source for MySqlSource {
         let catalog = catalog::describe(&mut conn, table).await?;
         let plans = plan_columns(table, &catalog)?;
         let window = match window {
-            Some(w) => Some(window_sql(&mut conn, &catalog.display_name, &plans, w).await?),
+            Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
         };
         let schema = TableSchema {
@@ -144,10 +144,11 @@ fn plan_columns(table: &TableConfig, catalog: &catalog::Catalog) -> Result<Vec<C
 
 async fn window_sql(
     conn: &mut MySqlConnection,
-    table: &str,
+    catalog: &catalog::Catalog,
     plans: &[ColumnPlan],
     w: &Window,
 ) -> Result<WindowSql, SourceError> {
+    let table = catalog.display_name.as_str();
     let bad = |detail: String| SourceError::Config { table: table.to_owned(), detail };
     let find = |c: &str| plans.iter().find(|p| p.column.name == c);
     let cursor = find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
@@ -158,7 +159,8 @@ async fn window_sql(
         )));
     }
     let mut keys = Vec::new();
-    for k in &w.key {
+    let key_names = if w.key.is_empty() { &catalog.primary_key } else { &w.key };
+    for k in key_names {
         let p = find(k).ok_or_else(|| bad(format!("key column {k:?} is not among the copied columns")))?;
         keys.push((mapping::quote_ident(k), KeyType::of(p)));
     }
@@ -171,5 +173,7 @@ async fn window_sql(
                 .map_err(|source| SourceError::Query { table: table.to_owned(), what: "reading the database clock", source })?,
         ),
     };
-    Ok(WindowSql { cursor: mapping::quote_ident(&w.cursor), kind: cursor.kind, keys, window: w.clone(), upper })
+    let mut window = w.clone();
+    window.key = key_names.clone();
+    Ok(WindowSql { cursor: mapping::quote_ident(&w.cursor), kind: cursor.kind, keys, window, upper })
 }

@@ -122,12 +122,12 @@ impl WindowSql {
 
     pub fn watermark_query(&self, from: &str) -> String {
         let c = &self.cursor;
-        let mut select = vec![format!("CAST({c} AS CHAR)")];
+        let mut select = vec![format!("CAST({c} AS CHAR) AS _a2b_c")];
         let mut order = vec![format!("{c} DESC")];
-        for (k, ty) in &self.keys {
+        for (i, (k, ty)) in self.keys.iter().enumerate() {
             select.push(match ty {
-                KeyType::Text(None) => format!("HEX({k})"),
-                _ => format!("CAST({k} AS CHAR)"),
+                KeyType::Text(None) => format!("HEX({k}) AS _a2b_k{i}"),
+                _ => format!("CAST({k} AS CHAR) AS _a2b_k{i}"),
             });
             order.push(format!("{k} DESC"));
         }

@@ -156,7 +156,8 @@ async fn window_sql(
         ))
     })?;
     let mut keys = Vec::new();
-    for k in &w.key {
+    let key_names = if w.key.is_empty() { &catalog.primary_key } else { &w.key };
+    for k in key_names {
         let p = find(k).ok_or_else(|| bad(format!("key column {k:?} is not among the copied columns")))?;
         keys.push((quote_ident(k), p.column.source_type.clone()));
     }
@@ -170,5 +171,7 @@ async fn window_sql(
                 .get::<i64, _>(0),
         ),
     };
-    Ok(WindowSql { cursor: quote_ident(&w.cursor), kind, keys, window: w.clone(), upper })
+    let mut window = w.clone();
+    window.key = key_names.clone();
+    Ok(WindowSql { cursor: quote_ident(&w.cursor), kind, keys, window, upper })
 }

@@ -141,10 +141,11 @@ impl WindowSql {
     /// The largest (cursor, key) in the window, in the same snapshot.
     pub fn watermark_query(&self, from: &str) -> String {
         let c = &self.cursor;
-        let mut select = vec![self.kind.as_int8(c)];
+        // Aliased so ORDER BY names the table's columns, not these outputs.
+        let mut select = vec![format!("{} AS _a2b_c", self.kind.as_int8(c))];
         let mut order = vec![format!("{c} DESC")];
-        for (k, _) in &self.keys {
-            select.push(format!("{k}::text"));
+        for (i, (k, _)) in self.keys.iter().enumerate() {
+            select.push(format!("{k}::text AS _a2b_k{i}"));
             order.push(format!("{k} DESC"));
         }
         format!(

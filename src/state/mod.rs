@@ -1,0 +1,132 @@
+//! Per-table state in the destination dataset: the watermark (typed, lossless) and the last
+//! run. It is updated in the same BigQuery transaction as the data, so data and watermark
+//! move together or not at all.
+
+use serde_json::Value;
+
+use crate::sink::bigquery::rest::RestClient;
+use crate::sink::bigquery::schema::quote;
+use crate::sink::SinkError;
+use crate::source::window::{CursorValue, Watermark};
+use crate::types::{BqField, BqType};
+
+pub const STATE_TABLE: &str = "_aurora2bq_state";
+
+fn field(name: &str, ty: BqType) -> BqField {
+    BqField { name: name.into(), ty, repeated: false }
+}
+
+/// The state table's columns: the JSON watermark is authoritative; the typed cursor
+/// columns are for people querying the table.
+pub fn fields() -> Vec<BqField> {
+    vec![
+        field("table_name", BqType::String),
+        field("source", BqType::String),
+        field("mode", BqType::String),
+        field("watermark", BqType::String),
+        field("cursor_int", BqType::Int64),
+        field("cursor_timestamp", BqType::Timestamp),
+        field("cursor_datetime", BqType::Datetime),
+        field("cursor_date", BqType::Date),
+        field("run_id", BqType::String),
+        field("rows_loaded", BqType::Int64),
+        field("loaded_at", BqType::Timestamp),
+    ]
+}
+
+/// A GoogleSQL string literal.
+pub fn string_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
+}
+
+pub struct StateStore<'a> {
+    pub rest: &'a RestClient,
+    pub project: &'a str,
+    pub dataset: &'a str,
+}
+
+/// What one load records.
+pub struct Record<'a> {
+    pub target: &'a str,
+    pub source: &'a str,
+    pub mode: &'a str,
+    pub watermark: Option<&'a Watermark>,
+    pub run_id: &'a str,
+    pub rows: i64,
+}
+
+impl StateStore<'_> {
+    fn table(&self) -> String {
+        quote(&[self.project, self.dataset, STATE_TABLE])
+    }
+
+    /// Creates the state table if it is missing.
+    pub async fn ensure(&self) -> Result<(), SinkError> {
+        if self.rest.get_table(self.dataset, STATE_TABLE).await?.is_some() {
+            return Ok(());
+        }
+        let resource = crate::sink::bigquery::schema::table_resource(
+            self.project,
+            self.dataset,
+            STATE_TABLE,
+            &fields(),
+            None,
+            Some("aurora2bq: watermark and last run per table; updated with the data, in one transaction"),
+        );
+        self.rest.create_table(self.dataset, &resource).await
+    }
+
+    /// The stored watermark of `target`, if any.
+    pub async fn watermark(&self, target: &str) -> Result<Option<Watermark>, SinkError> {
+        let sql = format!("SELECT watermark FROM {} WHERE table_name = {}", self.table(), string_literal(target));
+        let result = self.rest.query(&format!("reading the watermark of {target}"), &sql, std::time::Duration::from_secs(300)).await?;
+        let Some(Value::String(json)) = result.rows.first().and_then(|r| r.first()).cloned() else { return Ok(None) };
+        Watermark::from_json(&json).map(Some).map_err(|detail| SinkError::Schema { table: target.into(), detail })
+    }
+
+    /// The statement that records a load; run it inside the data's transaction.
+    pub fn upsert_sql(&self, r: &Record) -> String {
+        let null = || "NULL".to_string();
+        let (mut ci, mut cts, mut cdt, mut cd) = (null(), null(), null(), null());
+        let wm = match r.watermark {
+            Some(w) => {
+                match &w.cursor {
+                    CursorValue::Int(n) => ci = n.to_string(),
+                    CursorValue::Timestamp(us) => cts = format!("TIMESTAMP_MICROS({us})"),
+                    CursorValue::Datetime(us) => cdt = format!("DATETIME(TIMESTAMP_MICROS({us}))"),
+                    CursorValue::Date(d) => cd = format!("DATE_FROM_UNIX_DATE({d})"),
+                }
+                string_literal(&w.to_json())
+            }
+            None => null(),
+        };
+        let cols = "table_name, source, mode, watermark, cursor_int, cursor_timestamp, cursor_datetime, cursor_date, run_id, rows_loaded, loaded_at";
+        format!(
+            "MERGE {t} T USING (SELECT {tn} AS table_name, {src} AS source, {mode} AS mode, {wm} AS watermark, \
+             CAST({ci} AS INT64) AS cursor_int, CAST({cts} AS TIMESTAMP) AS cursor_timestamp, \
+             CAST({cdt} AS DATETIME) AS cursor_datetime, CAST({cd} AS DATE) AS cursor_date, {run} AS run_id, \
+             {rows} AS rows_loaded, CURRENT_TIMESTAMP() AS loaded_at) S ON T.table_name = S.table_name \
+             WHEN MATCHED THEN UPDATE SET source = S.source, mode = S.mode, watermark = S.watermark, \
+             cursor_int = S.cursor_int, cursor_timestamp = S.cursor_timestamp, cursor_datetime = S.cursor_datetime, \
+             cursor_date = S.cursor_date, run_id = S.run_id, rows_loaded = S.rows_loaded, loaded_at = S.loaded_at \
+             WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})",
+            t = self.table(),
+            tn = string_literal(r.target),
+            src = string_literal(r.source),
+            mode = string_literal(r.mode),
+            run = string_literal(r.run_id),
+            rows = r.rows,
+            vals = cols.split(", ").map(|c| format!("S.{c}")).collect::<Vec<_>>().join(", "),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(string_literal(r#"{"a":"it's \x"}"#), r#"'{"a":"it\'s \\x"}'"#);
+    }
+}
