@@ -19,6 +19,17 @@ fn widens(from: BqType, to: BqType) -> bool {
     matches!((from, to), (BqType::Int64, BqType::Numeric | BqType::BigNumeric) | (BqType::Numeric, BqType::BigNumeric))
 }
 
+/// A type for DDL. NUMERIC and BIGNUMERIC are spelled with their full precision and scale:
+/// the same range as the bare names in BigQuery, and bqemulator (DuckDB) would otherwise
+/// make NUMERIC a DECIMAL(18,3).
+fn ddl_type(ty: &str) -> String {
+    match ty {
+        "NUMERIC" => "NUMERIC(38, 9)".into(),
+        "BIGNUMERIC" => "BIGNUMERIC(76, 38)".into(),
+        other => other.into(),
+    }
+}
+
 fn options(resource: &mut Value, table: &TableConfig) {
     let o = &table.target_options;
     match &o.partition {
@@ -77,13 +88,14 @@ pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]
     }
     let t = quote(&[project, dataset, target]);
     for f in &diff.added {
-        let ty = if f.repeated { format!("ARRAY<{}>", f.ty.rest_name()) } else { f.ty.rest_name().to_owned() };
+        let ty = ddl_type(f.ty.rest_name());
+        let ty = if f.repeated { format!("ARRAY<{ty}>") } else { ty };
         let sql = format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {} {ty}", quote(&[&f.name]));
         sink.rest.query(&format!("adding column {} to {target}", f.name), &sql, DDL_DEADLINE).await?;
         tracing::info!(table = %target, column = %f.name, "added a column the source gained");
     }
     for (name, from, to) in &widen {
-        let sql = format!("ALTER TABLE {t} ALTER COLUMN {} SET DATA TYPE {to}", quote(&[name]));
+        let sql = format!("ALTER TABLE {t} ALTER COLUMN {} SET DATA TYPE {}", quote(&[name]), ddl_type(to));
         sink.rest.query(&format!("widening {name} of {target} from {from} to {to}"), &sql, DDL_DEADLINE).await?;
         tracing::info!(table = %target, column = %name, from = %from, to = %to, "widened a column");
     }
