@@ -1,0 +1,84 @@
+//! How a run behaves as a whole: tables in parallel where one failing does not stop the
+//! others, and SIGTERM ending the run within a bounded time with nothing half-committed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::chain::{good_project, Chain};
+use common::{bq::Bq, write_config, PgDb};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_table_does_not_stop_the_others() {
+    let db = PgDb::new().await;
+    db.exec(
+        "CREATE TABLE good (id int PRIMARY KEY, v text); INSERT INTO good SELECT g, 'v' FROM generate_series(1, 100) g;
+         CREATE TABLE bad (id int PRIMARY KEY, t time); INSERT INTO bad VALUES (1, '24:00:00');",
+    )
+    .await;
+    let bq = Bq::new();
+    let dataset = bq.create_dataset().await;
+    let chain = Chain::start(good_project()).await;
+    let config = write_config(chain.dir.path(), &chain, &dataset, &["bad", "good"], "\n[run]\ntable_concurrency = 2\n");
+    let run = common::aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", &db.url)]).await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("ok      good ->") && run.stdout.contains("100 rows"), "{}", run.stdout);
+    assert!(run.stdout.contains("FAILED  bad ->") && run.stdout.contains("24:00:00"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 of 2 tables loaded, 1 failed"), "{}", run.stdout);
+    let count = bq.query(&format!("SELECT COUNT(*) FROM {dataset}.good")).await;
+    assert_eq!(count[0][0].as_str(), Some("100"));
+    assert!(bq.table(&dataset, "bad").await.is_none(), "the failed table left nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_run_quickly_and_commits_nothing() {
+    let db = PgDb::new().await;
+    db.exec("CREATE TABLE slow_src (id int PRIMARY KEY);").await;
+    let bq = Bq::new();
+    let dataset = bq.create_dataset().await;
+    let chain = Chain::start(good_project()).await;
+    // A query source that takes about 40 s to produce its rows.
+    let config = write_config(
+        chain.dir.path(),
+        &chain,
+        &dataset,
+        &[],
+        "\n[run]\nbatch_rows = 10\n\n[[tables]]\nquery = \"SELECT g AS id, pg_sleep(0.01)::text AS s FROM generate_series(1, 4000) g\"\ntarget = \"slow\"\n",
+    );
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("TEST_SOURCE_URL", &db.url)
+        .env("AURORA2BQ_LOG_FORMAT", "text")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until rows are flowing (the staging table exists), then ask it to stop.
+    let started = Instant::now();
+    loop {
+        if bq.tables(&dataset).await.iter().any(|t| t.starts_with("slow__aurora2bq_staging_")) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the run never started loading");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: sending a signal to our own child.
+    assert_eq!(unsafe { libc_kill(pid, 15) }, 0);
+    let signalled = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("exits in time").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(signalled.elapsed() < Duration::from_secs(15), "took {:?}", signalled.elapsed());
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("stopped by a signal"), "{stdout}");
+    let tables = bq.tables(&dataset).await;
+    assert!(!tables.iter().any(|t| t == "slow"), "no target was created: {tables:?}");
+    assert!(!tables.iter().any(|t| t.contains("staging")), "the staging table was dropped: {tables:?}");
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
