@@ -13,6 +13,7 @@ mod iam;
 mod keys;
 mod oauth;
 mod state;
+pub mod storage_write;
 mod sts;
 
 use std::net::SocketAddr;

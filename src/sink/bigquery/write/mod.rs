@@ -33,11 +33,15 @@ pub fn is_transient(code: tonic::Code) -> bool {
 }
 
 pub fn grpc_error(what: &str, status: &tonic::Status) -> SinkError {
+    // A broken connection (reset, truncated HTTP/2) reaches us as UNKNOWN with the
+    // transport error as its source; a server's own UNKNOWN has none.
+    let broken_connection =
+        status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some();
     SinkError::Grpc {
         what: what.to_owned(),
         code: format!("{:?}", status.code()),
         message: status.message().to_owned(),
-        transient: is_transient(status.code()),
+        transient: is_transient(status.code()) || broken_connection,
     }
 }
 
@@ -55,6 +59,12 @@ impl WriteClient {
             ep = ep.tls_config(ClientTlsConfig::new().with_native_roots()).map_err(bad)?;
         }
         Ok(Self { channel: ep.connect_lazy(), tokens, retry: Policy::STANDARD })
+    }
+
+    /// Overrides the retry policy (tests use short delays).
+    pub fn with_retry(mut self, retry: Policy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub(crate) fn raw(&self) -> BigQueryWriteClient<Channel> {
