@@ -1,14 +1,20 @@
-//! Named points where a test can make the process die on purpose, to prove that a run
-//! killed there loses and duplicates nothing. Set `AURORA2BQ_FAILPOINT=<name>` (or
-//! `<name>:<n>` to die at the n-th hit); unset, each point costs one atomic load.
-//! The process aborts at once, like SIGKILL: no destructor, no cleanup, no flush.
+//! Named points where a test can stop the process on purpose, to prove that a run killed
+//! there loses and duplicates nothing. `AURORA2BQ_FAILPOINT` names one point:
+//! `name` (first hit), `name:N` (N-th hit) or `name@MS` (MS milliseconds after the first
+//! hit, from another thread, so the process dies while the work at that point is in
+//! flight). At the point the process aborts at once (no destructor, no cleanup, no flush),
+//! or, with `AURORA2BQ_FAILPOINT_ACTION=pause`, prints a marker and freezes so the test can
+//! send it SIGKILL. Unset, each point costs one atomic load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 struct Armed {
     name: String,
     at_hit: u64,
+    delay: Option<Duration>,
+    pause: bool,
     hits: AtomicU64,
 }
 
@@ -17,21 +23,43 @@ fn armed() -> Option<&'static Armed> {
     ARMED
         .get_or_init(|| {
             let v = std::env::var("AURORA2BQ_FAILPOINT").ok()?;
+            let (v, delay) = match v.split_once('@') {
+                Some((n, ms)) => (n.to_owned(), Some(Duration::from_millis(ms.parse().ok()?))),
+                None => (v, None),
+            };
             let (name, at_hit) = match v.split_once(':') {
                 Some((n, k)) => (n.to_owned(), k.parse().ok()?),
                 None => (v, 1),
             };
-            Some(Armed { name, at_hit, hits: AtomicU64::new(0) })
+            let pause = std::env::var("AURORA2BQ_FAILPOINT_ACTION").as_deref() == Ok("pause");
+            Some(Armed { name, at_hit, delay, pause, hits: AtomicU64::new(0) })
         })
         .as_ref()
 }
 
-/// Aborts the process if `name` is the armed failpoint and this is the chosen hit.
+fn fire(a: &Armed) {
+    eprintln!("aurora2bq: failpoint {} reached", a.name);
+    if a.pause {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    std::process::abort();
+}
+
+/// Stops the process if `name` is the armed failpoint and this is the chosen hit.
 pub fn hit(name: &str) {
-    if let Some(a) = armed() {
-        if a.name == name && a.hits.fetch_add(1, Ordering::SeqCst) + 1 == a.at_hit {
-            eprintln!("aurora2bq: failpoint {name} reached; aborting as asked by AURORA2BQ_FAILPOINT");
-            std::process::abort();
+    let Some(a) = armed() else { return };
+    if a.name != name || a.hits.fetch_add(1, Ordering::SeqCst) + 1 != a.at_hit {
+        return;
+    }
+    match a.delay {
+        None => fire(a),
+        Some(d) => {
+            std::thread::spawn(move || {
+                std::thread::sleep(d);
+                fire(a);
+            });
         }
     }
 }

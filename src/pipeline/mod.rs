@@ -76,6 +76,7 @@ async fn copy_table(
                 e = stop_reason(&stop, deadline) => return Err(e),
             };
             tracing::info!(table = %table.source_name(), watermark = ?after, "incremental window");
+            crate::failpoint::hit("after-state-read");
             Some(Window { cursor: cursor.clone(), key: table.key.clone().unwrap_or_default(), after, lookback: table.lookback })
         }
     };
@@ -83,6 +84,7 @@ async fn copy_table(
         r = source.open(table, window.as_ref()) => r?,
         e = stop_reason(&stop, deadline) => return Err(e),
     };
+    crate::failpoint::hit("after-open");
     let schema = read.schema().clone();
     let plan = LoadPlan {
         table,

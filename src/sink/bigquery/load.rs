@@ -205,6 +205,9 @@ impl BigQueryLoad {
             state.upsert_sql(&record)
         );
         failpoint::hit("before-transaction");
+        // With a delay (`during-transaction@MS`) this stops the process while the
+        // transaction is in flight at BigQuery.
+        failpoint::hit("during-transaction");
         self.sink.rest.query(&format!("loading {} (one transaction with its watermark)", self.table.target), &sql, TRANSACTION_DEADLINE).await?;
         failpoint::hit("after-transaction");
         Ok(stats)

@@ -173,7 +173,10 @@ async fn copy(
             let (used, stop) = decoder.decode_some(&data[pos..])?;
             pos += used;
             match stop {
-                Stop::Full => out.send(decoder.assembler.finish()).await.map_err(|_| cancelled())?,
+                Stop::Full => {
+                    out.send(decoder.assembler.finish()).await.map_err(|_| cancelled())?;
+                    crate::failpoint::hit("after-read-batch");
+                }
                 Stop::NeedMore => break,
                 Stop::End => {
                     ended = true;
