@@ -155,11 +155,12 @@ start_google_emulator() {
   }]
 }
 JSON
-    local emu_port; emu_port=$(free_port); REST_GATE=$(free_port); GRPC_GATE=$(free_port)
+    local emu_port; emu_port=$(free_port); REST_GATE=$(free_port); GRPC_GATE=$(free_port); NULL_WRITE=$(free_port)
     log "starting the Google emulator (issuer, STS, IAM) on $emu_port, gates to bqemulator on $REST_GATE and $GRPC_GATE"
     "$bin/google-emulator" --config "$WORK/google-project.json" --port "$emu_port" \
         --token-file "$WORK/token" --namespace analytics --service-account aurora2bq \
-        --gate-rest "$REST_GATE=$BQ_REST" --gate-grpc "$GRPC_GATE=$BQ_GRPC" >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
+        --gate-rest "$REST_GATE=$BQ_REST" --gate-grpc "$GRPC_GATE=$BQ_GRPC" --null-storage-write "$NULL_WRITE" \
+        >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
     STARTED_PIDS+=($!)
     wait_for "the Google emulator" 30 grep -q '"ready":true' "$WORK/emulator.out"
     log "writing the credential config (as gcloud iam workload-identity-pools create-cred-config would)"

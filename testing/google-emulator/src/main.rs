@@ -34,6 +34,10 @@ struct Args {
     /// PORT=UPSTREAM: an authenticating gRPC gate.
     #[arg(long)]
     gate_grpc: Option<String>,
+    /// Also serve a Storage Write API that accepts appends and discards them (a null
+    /// sink for benchmarks) on this port.
+    #[arg(long)]
+    null_storage_write: Option<u16>,
 }
 
 fn gate_arg(s: &str) -> anyhow::Result<(u16, String)> {
@@ -55,6 +59,14 @@ async fn main() -> anyhow::Result<()> {
             gates.insert(name.into(), format!("http://{addr}").into());
         }
     }
+    let _null = match args.null_storage_write {
+        Some(port) => {
+            let w = aurora2bq_google_emulator::storage_write::FakeStorageWrite::start(true, port).await?;
+            gates.insert("null_storage_write".into(), format!("http://{}", w.addr).into());
+            Some(w)
+        }
+        None => None,
+    };
     let spec = TokenSpec {
         namespace: args.namespace.clone(),
         service_account: args.service_account.clone(),
