@@ -7,6 +7,7 @@
 pub mod batch;
 mod decimal_text;
 pub mod mysql;
+mod plan;
 pub mod postgres;
 pub mod window;
 

@@ -54,6 +54,51 @@ pub struct Window {
     pub lookback: i64,
 }
 
+/// The lower end of a window, in an engine's SQL.
+pub enum Lower {
+    /// The first load: every row, NULL cursors included (later runs cannot see changes to
+    /// those rows, so the cursor should be NOT NULL).
+    Everything,
+    /// The look-back: from this cursor literal on.
+    From(String),
+    /// Strictly after the stored pair: `(cursor, k1, …) > (C, K1, …)`.
+    After { columns: Vec<String>, values: Vec<String> },
+}
+
+/// The WHERE condition of a window on quoted column `cursor`, bounded above by the
+/// literal `upper` (the database clock at the start) when there is one.
+pub fn condition(cursor: &str, upper: Option<String>, lower: Lower) -> String {
+    let upper = upper.map(|u| format!("{cursor} <= {u}"));
+    let lower = match lower {
+        Lower::Everything => {
+            return match upper {
+                Some(u) => format!("({u} OR {cursor} IS NULL)"),
+                None => "TRUE".into(),
+            };
+        }
+        Lower::From(v) => format!("{cursor} >= {v}"),
+        Lower::After { columns, values } => format!("({}) > ({})", columns.join(", "), values.join(", ")),
+    };
+    match upper {
+        Some(u) => format!("{lower} AND {u}"),
+        None => lower,
+    }
+}
+
+/// The query for the largest (cursor, key) of a window: `selects` are the output
+/// expressions (cursor first), `order` the quoted cursor and key columns. Outputs are
+/// aliased so ORDER BY names the table's columns, not them.
+pub fn watermark_query(from: &str, condition: &str, selects: &[String], order: &[String]) -> String {
+    let selects: Vec<String> = selects.iter().enumerate().map(|(i, s)| format!("{s} AS _a2b_w{i}")).collect();
+    let order: Vec<String> = order.iter().map(|c| format!("{c} DESC")).collect();
+    format!(
+        "SELECT {} FROM {from} WHERE {condition} AND {} IS NOT NULL ORDER BY {} LIMIT 1",
+        selects.join(", "),
+        order[0].trim_end_matches(" DESC"),
+        order.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

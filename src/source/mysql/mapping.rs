@@ -2,6 +2,7 @@
 //! stands in for it in tests), and how each column is selected and decoded.
 
 use crate::config::Cast;
+use crate::source::plan::PlanError;
 use crate::source::Column;
 use crate::types::{BqField, BqType};
 
@@ -84,9 +85,17 @@ fn scalar(c: &MyColumn) -> Option<(MyKind, BqType)> {
     })
 }
 
-/// Plans a column, or `Err(None)` when its type has no mapping, `Err(Some(why))` when the
-/// config asks for something that does not apply.
-pub fn plan(c: &MyColumn, cast: Option<Cast>) -> Result<ColumnPlan, Option<String>> {
+impl crate::source::plan::CatalogColumn for MyColumn {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn declared(&self) -> &str {
+        &self.column_type
+    }
+}
+
+/// Plans a column, or says why it cannot be copied.
+pub fn plan(c: &MyColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanError> {
     let q = quote_ident(&c.name);
     let make = |kind, ty, expr| ColumnPlan {
         column: Column {
@@ -102,12 +111,12 @@ pub fn plan(c: &MyColumn, cast: Option<Cast>) -> Result<ColumnPlan, Option<Strin
     Ok(match cast {
         Some(Cast::Text) => make(MyKind::Text, BqType::String, format!("CAST({q} AS CHAR CHARACTER SET utf8mb4)")),
         Some(Cast::Numeric | Cast::BigNumeric) if !is_decimal => {
-            return Err(Some("cast to numeric or bignumeric applies to decimal columns only; use \"text\"".into()));
+            return Err(PlanError::Invalid("cast to numeric or bignumeric applies to decimal columns only; use \"text\"".into()));
         }
         Some(Cast::Numeric) => make(MyKind::Numeric, BqType::Numeric, q),
         Some(Cast::BigNumeric) => make(MyKind::BigNumeric, BqType::BigNumeric, q),
         None => {
-            let (kind, ty) = scalar(c).ok_or(None)?;
+            let (kind, ty) = scalar(c).ok_or(PlanError::Unsupported)?;
             make(kind, ty, q)
         }
     })

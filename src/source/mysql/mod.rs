@@ -18,6 +18,7 @@ use sqlx::{ConnectOptions, MySqlConnection};
 
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
+use super::plan::plan_columns;
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead, TableSchema};
 use crate::config::{SourceConfig, TableConfig, ZeroDates};
@@ -99,7 +100,7 @@ impl Source for MySqlSource {
             .await
             .map_err(|source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source })?;
         let catalog = catalog::describe(&mut conn, table).await?;
-        let plans = plan_columns(table, &catalog)?;
+        let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
         let window = match window {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
@@ -111,35 +112,6 @@ impl Source for MySqlSource {
         };
         Ok(Box::new(reader::MyTableRead::new(self.inner.clone(), conn, schema, plans, catalog.from, window)))
     }
-}
-
-fn plan_columns(table: &TableConfig, catalog: &catalog::Catalog) -> Result<Vec<ColumnPlan>, SourceError> {
-    let name = &catalog.display_name;
-    let known = |c: &String| catalog.columns.iter().any(|k| &k.name == c);
-    let listed = table.columns.iter().flatten().chain(&table.exclude_columns).chain(table.casts.keys());
-    if let Some(missing) = listed.into_iter().find(|c| !known(c)) {
-        let all: Vec<&str> = catalog.columns.iter().map(|c| c.name.as_str()).collect();
-        return Err(SourceError::Config {
-            table: name.clone(),
-            detail: format!("the config names column {missing:?}, which it does not have (columns: {})", all.join(", ")),
-        });
-    }
-    let mut plans = Vec::new();
-    for c in catalog.columns.iter().filter(|c| table.includes(&c.name)) {
-        match mapping::plan(c, table.casts.get(&c.name).copied()) {
-            Ok(p) => plans.push(p),
-            Err(None) => {
-                return Err(SourceError::Unsupported { table: name.clone(), column: c.name.clone(), ty: c.column_type.clone() });
-            }
-            Err(Some(detail)) => {
-                return Err(SourceError::Config { table: name.clone(), detail: format!("column {}: {detail}", c.name) });
-            }
-        }
-    }
-    if plans.is_empty() {
-        return Err(SourceError::Config { table: name.clone(), detail: "no columns left to copy".into() });
-    }
-    Ok(plans)
 }
 
 async fn window_sql(

@@ -4,7 +4,7 @@
 
 use super::decode::cursor_int;
 use super::mapping::{ColumnPlan, MyKind};
-use crate::source::window::{CursorValue, KeyValue, Watermark, Window};
+use crate::source::window::{condition, watermark_query, CursorValue, KeyValue, Lower, Watermark, Window};
 
 pub struct WindowSql {
     pub cursor: String,
@@ -92,51 +92,29 @@ fn minus(kind: MyKind, v: &CursorValue, back: i64) -> CursorValue {
 
 impl WindowSql {
     pub fn condition(&self) -> String {
-        let c = &self.cursor;
-        let upper = self.upper.as_ref().map(|u| format!("{c} <= '{}'", u.replace('\'', "")));
         let lower = match &self.window.after {
-            None => {
-                return match upper {
-                    Some(u) => format!("({u} OR {c} IS NULL)"),
-                    None => "TRUE".into(),
-                };
-            }
-            Some(w) if self.window.lookback > 0 => {
-                format!("{c} >= {}", text_of(self.kind, &minus(self.kind, &w.cursor, self.window.lookback)))
-            }
-            Some(w) => {
-                let mut cols = vec![c.clone()];
-                let mut vals = vec![text_of(self.kind, &w.cursor)];
-                for ((col, _), k) in self.keys.iter().zip(&w.key) {
-                    cols.push(col.clone());
-                    vals.push(KeyType::literal(&k.ty, &k.text));
-                }
-                format!("({}) > ({})", cols.join(", "), vals.join(", "))
-            }
+            None => Lower::Everything,
+            Some(w) if self.window.lookback > 0 => Lower::From(text_of(self.kind, &minus(self.kind, &w.cursor, self.window.lookback))),
+            Some(w) => Lower::After {
+                columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),
+                values: std::iter::once(text_of(self.kind, &w.cursor))
+                    .chain(w.key.iter().map(|k| KeyType::literal(&k.ty, &k.text)))
+                    .collect(),
+            },
         };
-        match upper {
-            Some(u) => format!("{lower} AND {u}"),
-            None => lower,
-        }
+        condition(&self.cursor, self.upper.as_ref().map(|u| format!("'{}'", u.replace('\'', ""))), lower)
     }
 
     pub fn watermark_query(&self, from: &str) -> String {
         let c = &self.cursor;
-        let mut select = vec![format!("CAST({c} AS CHAR) AS _a2b_c")];
-        let mut order = vec![format!("{c} DESC")];
-        for (i, (k, ty)) in self.keys.iter().enumerate() {
-            select.push(match ty {
-                KeyType::Text(None) => format!("HEX({k}) AS _a2b_k{i}"),
-                _ => format!("CAST({k} AS CHAR) AS _a2b_k{i}"),
-            });
-            order.push(format!("{k} DESC"));
-        }
-        format!(
-            "SELECT {} FROM {from} WHERE {} AND {c} IS NOT NULL ORDER BY {} LIMIT 1",
-            select.join(", "),
-            self.condition(),
-            order.join(", ")
-        )
+        let selects: Vec<String> = std::iter::once(format!("CAST({c} AS CHAR)"))
+            .chain(self.keys.iter().map(|(k, ty)| match ty {
+                KeyType::Text(None) => format!("HEX({k})"),
+                _ => format!("CAST({k} AS CHAR)"),
+            }))
+            .collect();
+        let order: Vec<String> = std::iter::once(c.clone()).chain(self.keys.iter().map(|(k, _)| k.clone())).collect();
+        watermark_query(from, &self.condition(), &selects, &order)
     }
 
     /// The watermark from the watermark query's text values.

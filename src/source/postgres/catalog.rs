@@ -23,6 +23,15 @@ pub struct CatalogColumn {
     pub elem: Option<(String, String)>,
 }
 
+impl crate::source::plan::CatalogColumn for CatalogColumn {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn declared(&self) -> &str {
+        &self.declared
+    }
+}
+
 pub struct Catalog {
     /// The quoted, qualified name used in messages.
     pub display_name: String,

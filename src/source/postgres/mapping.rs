@@ -4,6 +4,7 @@
 use super::catalog::{quote_ident, CatalogColumn};
 use super::decode::PgKind;
 use crate::config::Cast;
+use crate::source::plan::PlanError;
 use crate::source::Column;
 use crate::types::{BqField, BqType};
 
@@ -72,15 +73,6 @@ pub fn numeric(typmod: i32) -> (PgKind, BqType) {
     } else {
         (PgKind::NumericText, BqType::String)
     }
-}
-
-/// Why a column cannot be planned.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PlanError {
-    /// No mapping for the type: exclude or cast the column.
-    Unsupported,
-    /// The config asks for something that does not apply.
-    Invalid(String),
 }
 
 /// Plans one column, or says why it cannot be copied.

@@ -23,9 +23,10 @@ pub use catalog::quote_ident;
 pub use decode::PgKind;
 
 use self::catalog::Catalog;
-use self::mapping::{ColumnPlan, PlanError};
+use self::mapping::ColumnPlan;
 use self::reader::PgTableRead;
 use self::window_sql::{CursorKind, WindowSql};
+use super::plan::plan_columns;
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead, TableSchema};
 use crate::config::{SourceConfig, TableConfig};
@@ -93,7 +94,7 @@ impl Source for PgSource {
             .await
             .map_err(|source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source })?;
         let catalog = catalog::describe(&mut conn, table).await?;
-        let plans = plan_columns(table, &catalog)?;
+        let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
         let window = match window {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
@@ -105,36 +106,6 @@ impl Source for PgSource {
         };
         Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, table.parallel_chunks)))
     }
-}
-
-/// Plans every selected column; names in the config that match no column are errors.
-fn plan_columns(table: &TableConfig, catalog: &Catalog) -> Result<Vec<ColumnPlan>, SourceError> {
-    let name = &catalog.display_name;
-    let known = |c: &String| catalog.columns.iter().any(|k| &k.name == c);
-    let listed = table.columns.iter().flatten().chain(&table.exclude_columns).chain(table.casts.keys());
-    if let Some(missing) = listed.into_iter().find(|c| !known(c)) {
-        let all: Vec<&str> = catalog.columns.iter().map(|c| c.name.as_str()).collect();
-        return Err(SourceError::Config {
-            table: name.clone(),
-            detail: format!("the config names column {missing:?}, which it does not have (columns: {})", all.join(", ")),
-        });
-    }
-    let mut plans = Vec::new();
-    for c in catalog.columns.iter().filter(|c| table.includes(&c.name)) {
-        match mapping::plan(c, table.casts.get(&c.name).copied()) {
-            Ok(p) => plans.push(p),
-            Err(PlanError::Unsupported) => {
-                return Err(SourceError::Unsupported { table: name.clone(), column: c.name.clone(), ty: c.declared.clone() });
-            }
-            Err(PlanError::Invalid(detail)) => {
-                return Err(SourceError::Config { table: name.clone(), detail: format!("column {}: {detail}", c.name) });
-            }
-        }
-    }
-    if plans.is_empty() {
-        return Err(SourceError::Config { table: name.clone(), detail: "no columns left to copy".into() });
-    }
-    Ok(plans)
 }
 
 /// Resolves the window's cursor and key columns, and fixes the upper bound from the

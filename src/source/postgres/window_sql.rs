@@ -5,7 +5,7 @@
 
 use super::catalog::quote_ident;
 use super::mapping::ColumnPlan;
-use crate::source::window::{CursorValue, KeyValue, Watermark, Window};
+use crate::source::window::{condition, watermark_query, CursorValue, KeyValue, Lower, Watermark, Window};
 use crate::types::BqType;
 
 /// The cursor column's kind of value.
@@ -107,53 +107,25 @@ pub struct WindowSql {
 impl WindowSql {
     /// The WHERE condition selecting the window's rows.
     pub fn condition(&self) -> String {
-        let c = &self.cursor;
-        let upper = self.upper.map(|u| format!("{c} <= {}", self.kind.literal(u)));
         let lower = match &self.window.after {
-            // The first load takes every row, NULL cursors included (later runs cannot see
-            // changes to those: the cursor should be NOT NULL).
-            None => return match upper {
-                Some(u) => format!("({u} OR {c} IS NULL)"),
-                None => "TRUE".into(),
-            },
+            None => Lower::Everything,
             Some(w) if self.window.lookback > 0 => {
-                format!("{c} >= {}", self.kind.literal(self.kind.lookback(raw(&w.cursor), self.window.lookback)))
+                Lower::From(self.kind.literal(self.kind.lookback(raw(&w.cursor), self.window.lookback)))
             }
-            Some(w) => self.after(w),
+            Some(w) => Lower::After {
+                columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),
+                values: std::iter::once(self.kind.literal(raw(&w.cursor))).chain(w.key.iter().map(key_literal)).collect(),
+            },
         };
-        match upper {
-            Some(u) => format!("{lower} AND {u}"),
-            None => lower,
-        }
-    }
-
-    /// `(cursor, k1, …) > (C, K1, …)`: strictly after the stored pair, ties broken by key.
-    fn after(&self, w: &Watermark) -> String {
-        let mut cols = vec![self.cursor.clone()];
-        let mut vals = vec![self.kind.literal(raw(&w.cursor))];
-        for ((col, _), k) in self.keys.iter().zip(&w.key) {
-            cols.push(col.clone());
-            vals.push(key_literal(k));
-        }
-        format!("({}) > ({})", cols.join(", "), vals.join(", "))
+        condition(&self.cursor, self.upper.map(|u| self.kind.literal(u)), lower)
     }
 
     /// The largest (cursor, key) in the window, in the same snapshot.
     pub fn watermark_query(&self, from: &str) -> String {
-        let c = &self.cursor;
-        // Aliased so ORDER BY names the table's columns, not these outputs.
-        let mut select = vec![format!("{} AS _a2b_c", self.kind.as_int8(c))];
-        let mut order = vec![format!("{c} DESC")];
-        for (i, (k, _)) in self.keys.iter().enumerate() {
-            select.push(format!("{k}::text AS _a2b_k{i}"));
-            order.push(format!("{k} DESC"));
-        }
-        format!(
-            "SELECT {} FROM {from} WHERE {} AND {c} IS NOT NULL ORDER BY {} LIMIT 1",
-            select.join(", "),
-            self.condition(),
-            order.join(", ")
-        )
+        let selects: Vec<String> =
+            std::iter::once(self.kind.as_int8(&self.cursor)).chain(self.keys.iter().map(|(k, _)| format!("{k}::text"))).collect();
+        let order: Vec<String> = std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(k, _)| k.clone())).collect();
+        watermark_query(from, &self.condition(), &selects, &order)
     }
 
     pub fn watermark(&self, cursor: i64, keys: Vec<String>) -> Watermark {
