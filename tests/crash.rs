@@ -142,6 +142,9 @@ partition = { column = "created_at", granularity = "DAY" }
         let (killed, code, log) = run(&config, &db.url, Some(point)).await;
         if killed {
             kills += 1;
+            // Let bqemulator finish what the dead run left in flight before the next run
+            // talks to it (it can deadlock on overlapping REST and gRPC work).
+            tokio::time::sleep(Duration::from_millis(500)).await;
         } else {
             assert_eq!(code, Some(0), "{point}: the run neither reached its point nor succeeded:\n{log}");
         }

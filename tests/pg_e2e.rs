@@ -95,6 +95,8 @@ async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
 
     let source = source_rows(&mut db.connect().await, "everything", COLUMNS).await;
     assert_eq!(source.len(), 100_000);
+    let count = bq.query(&format!("SELECT COUNT(*) FROM {dataset}.everything")).await;
+    assert_eq!(count[0][0].as_str(), Some("100000"), "rows in BigQuery");
     let dest = bq_rows(bq.rows(&dataset, "everything").await, COLUMNS);
     assert_same(&source, &dest, COLUMNS);
 

@@ -199,8 +199,16 @@ impl BigQueryLoad {
             run_id: &self.sink.run_id,
             rows: self.rows_sent,
         };
+        // The committed staging table must hold exactly the rows sent; if it does not, the
+        // transaction fails and nothing changes (defence in depth: a storage fault, or an
+        // emulator under concurrent load, must never turn into a partial load).
+        let check = format!(
+            "SELECT IF((SELECT COUNT(*) FROM {s}) = {n}, 0, ERROR('the staging table does not hold the {n} rows sent; nothing was changed'))",
+            s = self.q(&self.staging),
+            n = self.rows_sent
+        );
         let sql = format!(
-            "BEGIN TRANSACTION;\n{};\n{};\nCOMMIT TRANSACTION;",
+            "BEGIN TRANSACTION;\n{check};\n{};\n{};\nCOMMIT TRANSACTION;",
             self.statement().await?,
             state.upsert_sql(&record)
         );
