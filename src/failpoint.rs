@@ -6,8 +6,8 @@
 //! or, with `AURORA2BQ_FAILPOINT_ACTION=pause`, prints a marker and freezes so the test can
 //! send it SIGKILL. Unset, each point costs one atomic load.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 struct Armed {

@@ -41,11 +41,7 @@ pub struct GaveUp<E> {
 }
 
 /// Runs `op` until it succeeds, fails permanently, or the policy runs out.
-pub async fn retry<T, E, F, Fut>(
-    policy: &Policy,
-    is_transient: impl Fn(&E) -> bool,
-    mut op: F,
-) -> Result<T, GaveUp<E>>
+pub async fn retry<T, E, F, Fut>(policy: &Policy, is_transient: impl Fn(&E) -> bool, mut op: F) -> Result<T, GaveUp<E>>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -84,10 +80,14 @@ mod tests {
     #[tokio::test]
     async fn transient_errors_are_retried_up_to_the_limit() {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = retry(&FAST, |_: &&str| true, |_| async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err("503")
-        })
+        let r: Result<(), _> = retry(
+            &FAST,
+            |_: &&str| true,
+            |_| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("503")
+            },
+        )
         .await;
         let gave_up = r.unwrap_err();
         assert_eq!(gave_up.attempts, 4);

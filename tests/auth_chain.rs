@@ -13,7 +13,7 @@ use aurora2bq::auth::external::ExternalAccount;
 use aurora2bq::auth::{AuthError, Link, TokenSource};
 use aurora2bq::retry;
 use aurora2bq_google_emulator::{KeyChoice, TokenSpec};
-use common::chain::{good_project, Chain, SA};
+use common::chain::{Chain, SA, good_project};
 
 const FAST: retry::Policy = retry::Policy {
     initial_delay: Duration::from_millis(5),
@@ -52,14 +52,21 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         name: "wrong audience",
-        setup: |c| c.write_token(&TokenSpec { audience: vec!["https://kubernetes.default.svc".into()], ..Default::default() }),
+        setup: |c| {
+            c.write_token(&TokenSpec { audience: vec!["https://kubernetes.default.svc".into()], ..Default::default() })
+        },
         link: Link::StsExchange,
         problem: "The audience in ID Token [https://kubernetes.default.svc] does not match the expected audience.",
         fix: "--allowed-audiences=https://kubernetes.default.svc",
     },
     Case {
         name: "wrong issuer",
-        setup: |c| c.write_token(&TokenSpec { issuer: Some("https://oidc.eks.eu-west-1.amazonaws.com/id/OTHER".into()), ..Default::default() }),
+        setup: |c| {
+            c.write_token(&TokenSpec {
+                issuer: Some("https://oidc.eks.eu-west-1.amazonaws.com/id/OTHER".into()),
+                ..Default::default()
+            })
+        },
         link: Link::StsExchange,
         problem: "The issuer in ID Token https://oidc.eks.eu-west-1.amazonaws.com/id/OTHER does not match",
         fix: "--issuer-uri=https://oidc.eks.eu-west-1.amazonaws.com/id/OTHER",
@@ -94,21 +101,28 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "principalSet without the namespace",
-        setup: |c| c.emulator.update(|p| {
+        setup: |c| {
+            c.emulator.update(|p| {
             p.service_accounts[0].workload_identity_users = vec![
                 "principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/eks/attribute.ksa_name/aurora2bq".into(),
             ]
-        }),
+        })
+        },
         link: Link::Impersonation,
         problem: "may not impersonate aurora2bq@test-project.iam.gserviceaccount.com",
         fix: "attribute.ksa_name/analytics:aurora2bq'",
     },
     Case {
         name: "wrong service account email",
-        setup: |c| c.write_cred_config(|v| {
-            v["service_account_impersonation_url"] =
-                v["service_account_impersonation_url"].as_str().unwrap().replace("aurora2bq@", "aurora-2bq@").into();
-        }),
+        setup: |c| {
+            c.write_cred_config(|v| {
+                v["service_account_impersonation_url"] = v["service_account_impersonation_url"]
+                    .as_str()
+                    .unwrap()
+                    .replace("aurora2bq@", "aurora-2bq@")
+                    .into();
+            })
+        },
         link: Link::Impersonation,
         problem: "Gaia id not found for email aurora-2bq@test-project.iam.gserviceaccount.com",
         fix: "service_account_impersonation_url",
@@ -122,16 +136,23 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "attribute condition rejects",
-        setup: |c| c.emulator.update(|p| {
-            p.providers[0].attribute_condition = Some("assertion.sub == 'system:serviceaccount:prod:loader'".into())
-        }),
+        setup: |c| {
+            c.emulator.update(|p| {
+                p.providers[0].attribute_condition = Some("assertion.sub == 'system:serviceaccount:prod:loader'".into())
+            })
+        },
         link: Link::StsExchange,
         problem: "rejected by the attribute condition",
         fix: "system:serviceaccount:analytics:aurora2bq",
     },
     Case {
         name: "subject over 127 bytes",
-        setup: |c| c.write_token(&TokenSpec { subject: Some(format!("system:serviceaccount:analytics:{}", "k".repeat(120))), ..Default::default() }),
+        setup: |c| {
+            c.write_token(&TokenSpec {
+                subject: Some(format!("system:serviceaccount:analytics:{}", "k".repeat(120))),
+                ..Default::default()
+            })
+        },
         link: Link::StsExchange,
         problem: "exceeds the 127 bytes limit",
         fix: "google.subject=assertion.sub",
@@ -182,7 +203,11 @@ async fn the_binary_reports_the_broken_link_and_never_the_token() {
     chain.write_token(&TokenSpec { audience: vec!["wrong-audience".into()], ..Default::default() });
     let secret = std::fs::read_to_string(&chain.token_path).unwrap();
     let config = common::write_config(chain.dir.path(), &chain, "unused", &["t"], "");
-    let run = common::aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x")]).await;
+    let run = common::aurora2bq(
+        &["run", "--config", config.to_str().unwrap()],
+        &[("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x")],
+    )
+    .await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("STS token exchange failed"), "{}", run.stderr);
     assert!(run.stderr.contains("--allowed-audiences=wrong-audience"), "{}", run.stderr);

@@ -2,8 +2,8 @@
 //! connection, or never answer. Each ends in a bounded number of attempts, a clear error
 //! naming the link, and within a bounded time.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aurora2bq::auth::clock::SystemClock;
@@ -81,9 +81,14 @@ async fn exchange_against(m: Misbehaviour) -> (AuthError, u32, Duration) {
     let path = dir.path().join("cred.json");
     std::fs::write(&path, cred.to_string()).unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
-    let ext = ExternalAccount::new(credentials::load(&path).unwrap(), Policy { allow_insecure: true }, http, Arc::new(SystemClock))
-        .unwrap()
-        .with_retry(FAST);
+    let ext = ExternalAccount::new(
+        credentials::load(&path).unwrap(),
+        Policy { allow_insecure: true },
+        http,
+        Arc::new(SystemClock),
+    )
+    .unwrap()
+    .with_retry(FAST);
     let started = Instant::now();
     let e = ext.token().await.expect_err("the exchange cannot succeed");
     (e, count.load(Ordering::SeqCst), started.elapsed())
@@ -91,7 +96,9 @@ async fn exchange_against(m: Misbehaviour) -> (AuthError, u32, Duration) {
 
 #[tokio::test]
 async fn every_misbehaviour_ends_in_bounded_retries_and_a_clear_error() {
-    for (m, name) in [(Misbehaviour::Status500, "500"), (Misbehaviour::Reset, "reset"), (Misbehaviour::Silent, "silent")] {
+    for (m, name) in
+        [(Misbehaviour::Status500, "500"), (Misbehaviour::Reset, "reset"), (Misbehaviour::Silent, "silent")]
+    {
         let (e, connections, elapsed) = exchange_against(m).await;
         assert_eq!(e.link(), Link::StsExchange, "{name}: {e}");
         assert!(e.is_transient(), "{name}: {e}");

@@ -7,15 +7,15 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aurora2bq::auth::TokenSource;
 use aurora2bq::auth::cache::CachedTokenSource;
 use aurora2bq::auth::clock::ManualClock;
 use aurora2bq::auth::credentials;
 use aurora2bq::auth::endpoints::Policy;
 use aurora2bq::auth::external::ExternalAccount;
-use aurora2bq::auth::TokenSource;
 use aurora2bq::retry;
 use aurora2bq_google_emulator::{Endpoint, Fault, TokenSpec};
-use common::chain::{good_project, Chain};
+use common::chain::{Chain, good_project};
 
 const FAST: retry::Policy = retry::Policy {
     initial_delay: Duration::from_millis(5),
@@ -82,11 +82,17 @@ async fn a_rotated_token_file_is_used_at_the_next_refresh() {
     let chain = Chain::start(project).await;
     let (source, clock) = cached(&chain);
     let t1 = source.token().await.unwrap();
-    assert_eq!(chain.emulator.token_info(t1.token.expose()).unwrap().subject, "system:serviceaccount:analytics:aurora2bq");
+    assert_eq!(
+        chain.emulator.token_info(t1.token.expose()).unwrap().subject,
+        "system:serviceaccount:analytics:aurora2bq"
+    );
     chain.write_token(&TokenSpec { service_account: "rotated".into(), ..Default::default() });
     clock.advance(Duration::from_secs(58 * 60));
     let t2 = source.token().await.unwrap();
-    assert_eq!(chain.emulator.token_info(t2.token.expose()).unwrap().subject, "system:serviceaccount:analytics:rotated");
+    assert_eq!(
+        chain.emulator.token_info(t2.token.expose()).unwrap().subject,
+        "system:serviceaccount:analytics:rotated"
+    );
 }
 
 #[tokio::test]

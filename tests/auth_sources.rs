@@ -9,7 +9,7 @@ use aurora2bq::auth::clock::SystemClock;
 use aurora2bq::auth::endpoints::Policy;
 use aurora2bq::auth::{self, Link};
 use aurora2bq_google_emulator::{Emulator, TokenSpec};
-use common::chain::{good_project, Chain, SA};
+use common::chain::{Chain, SA, good_project};
 
 const DEV: Policy = Policy { allow_insecure: true };
 

@@ -6,17 +6,23 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::chain::{good_project, Chain};
-use common::compare::{assert_same, bq_rows, source_rows, Kind};
-use common::{bq::Bq, write_config, PgDb};
+use common::chain::{Chain, good_project};
+use common::compare::{Kind, assert_same, bq_rows, source_rows};
+use common::{PgDb, bq::Bq, write_config};
 use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const COLS: &[(&str, Kind)] = &[("id", Kind::Int), ("v", Kind::Text), ("n", Kind::Int), ("updated_at", Kind::Timestamp), ("created_at", Kind::Date)];
+const COLS: &[(&str, Kind)] = &[
+    ("id", Kind::Int),
+    ("v", Kind::Text),
+    ("n", Kind::Int),
+    ("updated_at", Kind::Timestamp),
+    ("created_at", Kind::Date),
+];
 
 /// Kill points: a failpoint name, with the hit number or a delay after the first hit.
 const POINTS: &[&str] = &[
@@ -161,7 +167,10 @@ partition = { column = "created_at", granularity = "DAY" }
         }
         let source = source_rows(&mut db.connect().await, "orders WHERE deleted_at IS NULL", COLS).await;
         let target = bq_rows(
-            bq.query(&format!("SELECT id, v, n, UNIX_MICROS(updated_at), CAST(created_at AS STRING) FROM {dataset}.orders")).await,
+            bq.query(&format!(
+                "SELECT id, v, n, UNIX_MICROS(updated_at), CAST(created_at AS STRING) FROM {dataset}.orders"
+            ))
+            .await,
             COLS,
         );
         assert_same(&source, &target, COLS);

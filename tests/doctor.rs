@@ -5,8 +5,8 @@ mod common;
 
 use aurora2bq::doctor::{self, Options, Status};
 use aurora2bq_google_emulator::{KeyChoice, TokenSpec};
-use common::chain::{good_project, Chain};
-use common::{bq::Bq, write_config, PgDb};
+use common::chain::{Chain, good_project};
+use common::{PgDb, bq::Bq, write_config};
 
 struct Case {
     name: &'static str,
@@ -22,44 +22,128 @@ fn token(c: &Chain, spec: TokenSpec) {
 }
 
 const CASES: &[Case] = &[
-    Case { name: "wrong audience", strict: false, link: "STS token exchange", fix: "--allowed-audiences=api",
-        setup: |c| token(c, TokenSpec { audience: vec!["api".into()], ..Default::default() }) },
-    Case { name: "wrong issuer", strict: false, link: "STS token exchange", fix: "--issuer-uri=https://oidc.eks.us-east-1.amazonaws.com/id/X",
-        setup: |c| token(c, TokenSpec { issuer: Some("https://oidc.eks.us-east-1.amazonaws.com/id/X".into()), ..Default::default() }) },
-    Case { name: "expired token", strict: false, link: "subject token", fix: "expirationSeconds",
-        setup: |c| token(c, TokenSpec { lifetime_secs: -7200, ..Default::default() }) },
-    Case { name: "bad signature", strict: false, link: "STS token exchange", fix: "jwksJson",
-        setup: |c| token(c, TokenSpec { key: KeyChoice::SameKidOtherKey, ..Default::default() }) },
-    Case { name: "unknown signing key", strict: false, link: "STS token exchange", fix: "holds the token's kid",
-        setup: |c| token(c, TokenSpec { key: KeyChoice::UnknownKid, ..Default::default() }) },
-    Case { name: "attribute condition rejects", strict: false, link: "STS token exchange", fix: "attributeCondition",
-        setup: |c| c.emulator.update(|p| p.providers[0].attribute_condition = Some("attribute.namespace == 'prod'".into())) },
-    Case { name: "principalSet without the namespace", strict: false, link: "service account impersonation",
+    Case {
+        name: "wrong audience",
+        strict: false,
+        link: "STS token exchange",
+        fix: "--allowed-audiences=api",
+        setup: |c| token(c, TokenSpec { audience: vec!["api".into()], ..Default::default() }),
+    },
+    Case {
+        name: "wrong issuer",
+        strict: false,
+        link: "STS token exchange",
+        fix: "--issuer-uri=https://oidc.eks.us-east-1.amazonaws.com/id/X",
+        setup: |c| {
+            token(
+                c,
+                TokenSpec {
+                    issuer: Some("https://oidc.eks.us-east-1.amazonaws.com/id/X".into()),
+                    ..Default::default()
+                },
+            )
+        },
+    },
+    Case {
+        name: "expired token",
+        strict: false,
+        link: "subject token",
+        fix: "expirationSeconds",
+        setup: |c| token(c, TokenSpec { lifetime_secs: -7200, ..Default::default() }),
+    },
+    Case {
+        name: "bad signature",
+        strict: false,
+        link: "STS token exchange",
+        fix: "jwksJson",
+        setup: |c| token(c, TokenSpec { key: KeyChoice::SameKidOtherKey, ..Default::default() }),
+    },
+    Case {
+        name: "unknown signing key",
+        strict: false,
+        link: "STS token exchange",
+        fix: "holds the token's kid",
+        setup: |c| token(c, TokenSpec { key: KeyChoice::UnknownKid, ..Default::default() }),
+    },
+    Case {
+        name: "attribute condition rejects",
+        strict: false,
+        link: "STS token exchange",
+        fix: "attributeCondition",
+        setup: |c| {
+            c.emulator.update(|p| p.providers[0].attribute_condition = Some("attribute.namespace == 'prod'".into()))
+        },
+    },
+    Case {
+        name: "principalSet without the namespace",
+        strict: false,
+        link: "service account impersonation",
         fix: "attribute.ksa_name/analytics:aurora2bq",
-        setup: |c| c.emulator.update(|p| p.service_accounts[0].workload_identity_users = vec![
-            "principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/eks/attribute.ksa_name/aurora2bq".into()]) },
-    Case { name: "wrong service-account email", strict: false, link: "service account impersonation", fix: "gcloud iam service-accounts list",
-        setup: |c| c.write_cred_config(|v| {
-            let url = v["service_account_impersonation_url"].as_str().unwrap().replace("aurora2bq@", "aurora@");
-            v["service_account_impersonation_url"] = url.into();
-        }) },
-    Case { name: "no workloadIdentityUser binding", strict: false, link: "service account impersonation",
+        setup: |c| {
+            c.emulator.update(|p| p.service_accounts[0].workload_identity_users = vec![
+            "principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/eks/attribute.ksa_name/aurora2bq".into()])
+        },
+    },
+    Case {
+        name: "wrong service-account email",
+        strict: false,
+        link: "service account impersonation",
+        fix: "gcloud iam service-accounts list",
+        setup: |c| {
+            c.write_cred_config(|v| {
+                let url = v["service_account_impersonation_url"].as_str().unwrap().replace("aurora2bq@", "aurora@");
+                v["service_account_impersonation_url"] = url.into();
+            })
+        },
+    },
+    Case {
+        name: "no workloadIdentityUser binding",
+        strict: false,
+        link: "service account impersonation",
         fix: "gcloud iam service-accounts add-iam-policy-binding aurora2bq@test-project.iam.gserviceaccount.com --role=roles/iam.workloadIdentityUser",
-        setup: |c| c.emulator.update(|p| p.service_accounts[0].workload_identity_users.clear()) },
-    Case { name: "aws1 credential source", strict: false, link: "credential config", fix: "OIDC provider",
-        setup: |c| c.write_cred_config(|v| {
-            v["credential_source"] = serde_json::json!({"environment_id": "aws1",
+        setup: |c| c.emulator.update(|p| p.service_accounts[0].workload_identity_users.clear()),
+    },
+    Case {
+        name: "aws1 credential source",
+        strict: false,
+        link: "credential config",
+        fix: "OIDC provider",
+        setup: |c| {
+            c.write_cred_config(|v| {
+                v["credential_source"] = serde_json::json!({"environment_id": "aws1",
                 "region_url": "http://169.254.169.254/latest/meta-data/placement/availability-zone",
                 "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials"});
-        }) },
-    Case { name: "non-Google token_url", strict: true, link: "credential config", fix: "https://sts.googleapis.com/v1/token",
-        setup: |c| c.write_cred_config(|v| v["token_url"] = "https://sts.attacker.example/v1/token".into()) },
-    Case { name: "token file missing", strict: false, link: "subject token", fix: "serviceAccountToken",
-        setup: |c| std::fs::remove_file(&c.token_path).unwrap() },
-    Case { name: "token file empty", strict: false, link: "subject token", fix: "projection",
-        setup: |c| std::fs::write(&c.token_path, "").unwrap() },
-    Case { name: "provider disabled", strict: false, link: "STS token exchange", fix: "project NUMBER",
-        setup: |c| c.emulator.update(|p| p.providers[0].disabled = true) },
+            })
+        },
+    },
+    Case {
+        name: "non-Google token_url",
+        strict: true,
+        link: "credential config",
+        fix: "https://sts.googleapis.com/v1/token",
+        setup: |c| c.write_cred_config(|v| v["token_url"] = "https://sts.attacker.example/v1/token".into()),
+    },
+    Case {
+        name: "token file missing",
+        strict: false,
+        link: "subject token",
+        fix: "serviceAccountToken",
+        setup: |c| std::fs::remove_file(&c.token_path).unwrap(),
+    },
+    Case {
+        name: "token file empty",
+        strict: false,
+        link: "subject token",
+        fix: "projection",
+        setup: |c| std::fs::write(&c.token_path, "").unwrap(),
+    },
+    Case {
+        name: "provider disabled",
+        strict: false,
+        link: "STS token exchange",
+        fix: "project NUMBER",
+        setup: |c| c.emulator.update(|p| p.providers[0].disabled = true),
+    },
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +154,9 @@ async fn doctor_names_each_broken_link_and_its_fix() {
         (case.setup)(&chain);
         let mut config = write_config(chain.dir.path(), &chain, "unused_dataset", &["t"], "");
         if case.strict {
-            let text = std::fs::read_to_string(&config).unwrap().replace("allow_insecure_endpoints = true", "allow_insecure_endpoints = false");
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replace("allow_insecure_endpoints = true", "allow_insecure_endpoints = false");
             config = chain.dir.path().join("strict.toml");
             std::fs::write(&config, text).unwrap();
         }
@@ -84,7 +170,11 @@ async fn doctor_names_each_broken_link_and_its_fix() {
         let after = report.checks.iter().skip_while(|c| c.status != Status::Failed).skip(1);
         assert!(after.clone().all(|c| matches!(c.status, Status::NotRun | Status::Skipped)), "{}", case.name);
         let text = report.render_text();
-        assert!(!text.contains("eyJ") && !text.contains("emu-sa.") && !text.contains("emu-sts."), "{}: a token was printed", case.name);
+        assert!(
+            !text.contains("eyJ") && !text.contains("emu-sa.") && !text.contains("emu-sts."),
+            "{}: a token was printed",
+            case.name
+        );
     }
 }
 
@@ -106,7 +196,15 @@ async fn doctor_passes_on_a_working_setup_and_reports_json() {
     let names: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["aurora2bq config", "subject token", "credential config", "STS token exchange", "service account impersonation", "BigQuery", "source database"]
+        [
+            "aurora2bq config",
+            "subject token",
+            "credential config",
+            "STS token exchange",
+            "service account impersonation",
+            "BigQuery",
+            "source database"
+        ]
     );
     assert!(run.stdout.contains("write probe"), "{}", run.stdout);
     // The probe left nothing behind.

@@ -4,11 +4,12 @@
 
 mod common;
 
-use common::chain::{good_project, Chain};
-use common::compare::{assert_same, bq_rows, source_rows, Kind};
-use common::{aurora2bq, bq::Bq, write_config, PgDb};
+use common::chain::{Chain, good_project};
+use common::compare::{Kind, assert_same, bq_rows, source_rows};
+use common::{PgDb, aurora2bq, bq::Bq, write_config};
 
-const COLS: &[(&str, Kind)] = &[("id", Kind::Int), ("v", Kind::Text), ("n", Kind::Int), ("updated_at", Kind::Timestamp)];
+const COLS: &[(&str, Kind)] =
+    &[("id", Kind::Int), ("v", Kind::Text), ("n", Kind::Int), ("updated_at", Kind::Timestamp)];
 
 struct Setup {
     db: PgDb,
@@ -76,7 +77,12 @@ metadata_columns = true
     assert_eq!(t["clustering"]["fields"][0], "id", "{t}");
     assert_eq!(t["labels"]["team"], "data", "{t}");
     assert_eq!(t["description"], "items from Aurora", "{t}");
-    let runs = s.bq.query(&format!("SELECT COUNT(DISTINCT _aurora2bq_run_id), COUNTIF(_aurora2bq_extracted_at IS NULL) FROM {}.items", s.dataset)).await;
+    let runs =
+        s.bq.query(&format!(
+            "SELECT COUNT(DISTINCT _aurora2bq_run_id), COUNTIF(_aurora2bq_extracted_at IS NULL) FROM {}.items",
+            s.dataset
+        ))
+        .await;
     assert_eq!((runs[0][0].as_str(), runs[0][1].as_str()), (Some("1"), Some("0")));
 
     // Updates, inserts, soft deletes, and an update that brings a row back.
@@ -94,7 +100,12 @@ metadata_columns = true
     s.assert_target_is_live_source().await;
 
     // The state table holds the watermark, typed and as lossless JSON.
-    let st = s.bq.query(&format!("SELECT mode, watermark, UNIX_MICROS(cursor_timestamp) FROM {}._aurora2bq_state WHERE table_name = 'items'", s.dataset)).await;
+    let st =
+        s.bq.query(&format!(
+            "SELECT mode, watermark, UNIX_MICROS(cursor_timestamp) FROM {}._aurora2bq_state WHERE table_name = 'items'",
+            s.dataset
+        ))
+        .await;
     assert_eq!(st[0][0].as_str(), Some("merge"));
     let wm: serde_json::Value = serde_json::from_str(st[0][1].as_str().unwrap()).unwrap();
     assert_eq!(wm["cursor"]["timestamp"].to_string(), st[0][2].as_str().unwrap());
@@ -118,8 +129,16 @@ async fn append_inserts_each_new_row_once() {
     for round in 0..3 {
         s.run().await.assert_ok();
         let source = source_rows(&mut s.db.connect().await, "events", cols).await;
-        let target = bq_rows(s.bq.query(&format!("SELECT id, kind, UNIX_MICROS(happened_at) FROM {}.events", s.dataset)).await, cols);
+        let target = bq_rows(
+            s.bq.query(&format!("SELECT id, kind, UNIX_MICROS(happened_at) FROM {}.events", s.dataset)).await,
+            cols,
+        );
         assert_same(&source, &target, cols);
-        s.db.exec(&format!("INSERT INTO events SELECT g, 'late', now() FROM generate_series({}, {}) g;", 501 + round * 100, 600 + round * 100)).await;
+        s.db.exec(&format!(
+            "INSERT INTO events SELECT g, 'late', now() FROM generate_series({}, {}) g;",
+            501 + round * 100,
+            600 + round * 100
+        ))
+        .await;
     }
 }

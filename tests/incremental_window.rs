@@ -100,7 +100,9 @@ async fn scenario(d: &Dialect, url: &str) {
     // A run that stopped inside a tie at (2024-01-01, 5) resumes at 6: ties neither lost nor repeated.
     let mut mid = w.clone();
     mid.cursor = match &w.cursor {
-        aurora2bq::source::window::CursorValue::Timestamp(_) => aurora2bq::source::window::CursorValue::Timestamp(1_704_067_200_000_000),
+        aurora2bq::source::window::CursorValue::Timestamp(_) => {
+            aurora2bq::source::window::CursorValue::Timestamp(1_704_067_200_000_000)
+        }
         other => panic!("{other:?}"),
     };
     mid.key[0].text = "5".into();

@@ -85,7 +85,8 @@ fn kustomization_resources_and_generators_exist_and_fit_together() {
 
     let sa: ServiceAccount = parse_strict(&k8s_dir().join("serviceaccount.yaml"));
     let sa_name = sa.metadata.name.clone().unwrap();
-    let role = sa.metadata.annotations.as_ref().and_then(|a| a.get("eks.amazonaws.com/role-arn")).expect("IRSA annotation");
+    let role =
+        sa.metadata.annotations.as_ref().and_then(|a| a.get("eks.amazonaws.com/role-arn")).expect("IRSA annotation");
     assert!(role.starts_with("arn:aws:iam::"), "{role}");
 
     let cj: CronJob = parse_strict(&k8s_dir().join("cronjob.yaml"));
@@ -99,7 +100,8 @@ fn kustomization_resources_and_generators_exist_and_fit_together() {
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     let c = &pod.containers[0];
     let env: BTreeMap<_, _> = c.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone())).collect();
-    let cred_path = env.get("GOOGLE_APPLICATION_CREDENTIALS").cloned().flatten().expect("GOOGLE_APPLICATION_CREDENTIALS");
+    let cred_path =
+        env.get("GOOGLE_APPLICATION_CREDENTIALS").cloned().flatten().expect("GOOGLE_APPLICATION_CREDENTIALS");
     let args = c.args.clone().unwrap_or_default();
     let config_path = args.iter().skip_while(|a| *a != "--config").nth(1).expect("--config in args").clone();
 
@@ -108,16 +110,33 @@ fn kustomization_resources_and_generators_exist_and_fit_together() {
     let mount_of = |path: &str| -> (String, String) {
         let dir = Path::new(path).parent().unwrap().to_str().unwrap().to_owned();
         let file = Path::new(path).file_name().unwrap().to_str().unwrap().to_owned();
-        let m = c.volume_mounts.iter().flatten().find(|m| m.mount_path == dir).unwrap_or_else(|| panic!("nothing mounted at {dir}"));
+        let m = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == dir)
+            .unwrap_or_else(|| panic!("nothing mounted at {dir}"));
         (m.name.clone(), file)
     };
     let (cfg_vol, cfg_file) = mount_of(&config_path);
-    let cm = volumes.iter().find(|v| v.name == cfg_vol).and_then(|v| v.config_map.clone()).expect("config volume is a ConfigMap");
+    let cm = volumes
+        .iter()
+        .find(|v| v.name == cfg_vol)
+        .and_then(|v| v.config_map.clone())
+        .expect("config volume is a ConfigMap");
     let generator = k.config_map_generator.iter().find(|g| g.name == cm.name).expect("ConfigMap from the generator");
     assert!(generator.files.contains(&cfg_file));
     let (cred_vol, cred_file) = mount_of(&cred_path);
-    let secret = volumes.iter().find(|v| v.name == cred_vol).and_then(|v| v.secret.clone()).expect("credential volume is a Secret");
-    let generator = k.secret_generator.iter().find(|g| Some(&g.name) == secret.secret_name.as_ref()).expect("Secret from the generator");
+    let secret = volumes
+        .iter()
+        .find(|v| v.name == cred_vol)
+        .and_then(|v| v.secret.clone())
+        .expect("credential volume is a Secret");
+    let generator = k
+        .secret_generator
+        .iter()
+        .find(|g| Some(&g.name) == secret.secret_name.as_ref())
+        .expect("Secret from the generator");
     assert!(generator.files.contains(&cred_file));
 
     // The shipped files parse with aurora2bq's own parsers, strictly (Google hosts only).
@@ -141,7 +160,9 @@ fn kustomization_resources_and_generators_exist_and_fit_together() {
 #[test]
 fn a_misspelt_field_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(k8s_dir().join("cronjob.yaml")).unwrap().replace("concurrencyPolicy", "concurencyPolicy");
+    let text = std::fs::read_to_string(k8s_dir().join("cronjob.yaml"))
+        .unwrap()
+        .replace("concurrencyPolicy", "concurencyPolicy");
     let path = dir.path().join("cronjob.yaml");
     std::fs::write(&path, text).unwrap();
     let r = std::panic::catch_unwind(|| parse_strict::<CronJob>(&path));
@@ -153,7 +174,25 @@ fn a_misspelt_field_is_caught() {
 #[test]
 fn dockerfile_is_well_formed() {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
-    const KNOWN: &[&str] = &["FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"];
+    const KNOWN: &[&str] = &[
+        "FROM",
+        "RUN",
+        "CMD",
+        "LABEL",
+        "EXPOSE",
+        "ENV",
+        "ADD",
+        "COPY",
+        "ENTRYPOINT",
+        "VOLUME",
+        "USER",
+        "WORKDIR",
+        "ARG",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "SHELL",
+    ];
     let mut stages: Vec<String> = Vec::new();
     let mut user = None;
     let mut entrypoint = None;
@@ -174,7 +213,10 @@ fn dockerfile_is_well_formed() {
             "COPY" => {
                 if let Some(from) = rest.strip_prefix("--from=") {
                     let stage = from.split_whitespace().next().unwrap();
-                    assert!(stages[..stages.len() - 1].iter().any(|s| s == stage), "COPY --from={stage}: no such earlier stage");
+                    assert!(
+                        stages[..stages.len() - 1].iter().any(|s| s == stage),
+                        "COPY --from={stage}: no such earlier stage"
+                    );
                     assert!(rest.contains("/target/release/aurora2bq"), "copies the release binary");
                 }
             }

@@ -5,8 +5,8 @@ mod common;
 
 use aurora2bq::config::{Engine, TableConfig, ZeroDates};
 use aurora2bq::source::{BatchLimits, SourceError};
-use common::arrow_text::{read, source_config};
 use common::MyDb;
+use common::arrow_text::{read, source_config};
 
 const LIMITS: BatchLimits = BatchLimits { rows: 2, bytes: 1 << 20 };
 
@@ -50,9 +50,25 @@ async fn every_type_maps_exactly() {
     assert_eq!(r.schema.primary_key, vec!["id".to_string()]);
     let ty = |n: &str| r.schema.columns.iter().find(|c| c.name == n).unwrap().field.ty.rest_name();
     for (col, want) in [
-        ("b", "BOOL"), ("bo", "BOOL"), ("bi", "INT64"), ("tiu", "INT64"), ("biu", "NUMERIC"), ("d", "NUMERIC"),
-        ("dw", "BIGNUMERIC"), ("f", "FLOAT64"), ("l1", "STRING"), ("bn", "BYTES"), ("bl", "BYTES"), ("dt", "DATE"),
-        ("dtm", "DATETIME"), ("ts", "TIMESTAMP"), ("tm", "TIME"), ("y", "INT64"), ("e", "STRING"), ("st", "STRING"), ("bt", "INT64"),
+        ("b", "BOOL"),
+        ("bo", "BOOL"),
+        ("bi", "INT64"),
+        ("tiu", "INT64"),
+        ("biu", "NUMERIC"),
+        ("d", "NUMERIC"),
+        ("dw", "BIGNUMERIC"),
+        ("f", "FLOAT64"),
+        ("l1", "STRING"),
+        ("bn", "BYTES"),
+        ("bl", "BYTES"),
+        ("dt", "DATE"),
+        ("dtm", "DATETIME"),
+        ("ts", "TIMESTAMP"),
+        ("tm", "TIME"),
+        ("y", "INT64"),
+        ("e", "STRING"),
+        ("st", "STRING"),
+        ("bt", "INT64"),
     ] {
         assert_eq!(ty(col), want, "type of {col}");
     }
@@ -68,7 +84,14 @@ async fn every_type_maps_exactly() {
         ("iu", [s("4294967295"), None, s("0")]),
         ("biu", [s("18446744073709551615"), None, s("0")]),
         ("d", [s("123.45"), None, s("-0.01")]),
-        ("dw", [s("12345678901234567890123456789012345.12345678901234567890123456789"), None, s("-0.000000000000000000000000000001")]),
+        (
+            "dw",
+            [
+                s("12345678901234567890123456789012345.12345678901234567890123456789"),
+                None,
+                s("-0.000000000000000000000000000001"),
+            ],
+        ),
         ("f", [s("0.10000000149011612"), None, s("-3.5")]),
         ("db", [s("1.7976931348623157e308"), None, s("-2.5e-300")]),
         ("c", [s("ab"), None, s("")]),
@@ -90,7 +113,8 @@ async fn every_type_maps_exactly() {
     for (col, want) in expect {
         assert_eq!(r.column(col), want.to_vec(), "column {col}");
     }
-    let j: Vec<Option<serde_json::Value>> = r.column("j").into_iter().map(|v| v.map(|t| serde_json::from_str(&t).unwrap())).collect();
+    let j: Vec<Option<serde_json::Value>> =
+        r.column("j").into_iter().map(|v| v.map(|t| serde_json::from_str(&t).unwrap())).collect();
     assert_eq!(j, vec![Some(serde_json::json!({"a": [1, "ü"]})), None, Some(serde_json::json!([]))]);
 }
 
@@ -151,7 +175,11 @@ async fn a_user_without_select_is_told_the_grant() {
     let db = MyDb::new().await;
     db.exec("CREATE TABLE secret (id int PRIMARY KEY);").await;
     let user = common::unique("u");
-    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.secret TO '{user}'@'%';", db.name)).await;
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.secret TO '{user}'@'%';",
+        db.name
+    ))
+    .await;
     let url = db.url.replacen("root@", &format!("{user}:pw@"), 1);
     let dir = tempfile::tempdir().unwrap();
     let cfg = source_config(Engine::Mysql, &url, dir.path(), ZeroDates::Error);
@@ -175,19 +203,46 @@ async fn mysql_rows_land_in_bigquery_unchanged() {
     std::fs::write(&config, text).unwrap();
     let run = common::aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", &db.url)]).await;
     run.assert_ok();
-    let rows = bq.query(&format!(
-        "SELECT id, b, bi, CAST(biu AS STRING), CAST(d AS STRING), vc, l1, TO_BASE64(bn), CAST(dt AS STRING), \
+    let rows = bq
+        .query(&format!(
+            "SELECT id, b, bi, CAST(biu AS STRING), CAST(d AS STRING), vc, l1, TO_BASE64(bn), CAST(dt AS STRING), \
          CAST(dtm AS STRING), UNIX_MICROS(ts), CAST(tm AS STRING), e, bt FROM {dataset}.types ORDER BY id"
-    ))
-    .await;
+        ))
+        .await;
     let row: Vec<Option<String>> = rows[0].iter().map(|v| v.as_str().map(str::to_owned)).collect();
-    let trim = |v: &Option<String>| v.as_ref().map(|t| if t.contains('.') { t.trim_end_matches('0').trim_end_matches('.').to_string() } else { t.clone() });
+    let trim = |v: &Option<String>| {
+        v.as_ref().map(|t| {
+            if t.contains('.') { t.trim_end_matches('0').trim_end_matches('.').to_string() } else { t.clone() }
+        })
+    };
     assert_eq!(
-        (row[0].clone(), row[1].clone(), row[2].clone(), trim(&row[3]), trim(&row[4]), row[5].clone(), row[6].clone(), row[7].clone()),
-        (s("1"), s("true"), s("-9223372036854775808"), s("18446744073709551615"), s("123.45"), s("Grüße"), s("Grüße"), s("AQIA"))
+        (
+            row[0].clone(),
+            row[1].clone(),
+            row[2].clone(),
+            trim(&row[3]),
+            trim(&row[4]),
+            row[5].clone(),
+            row[6].clone(),
+            row[7].clone()
+        ),
+        (
+            s("1"),
+            s("true"),
+            s("-9223372036854775808"),
+            s("18446744073709551615"),
+            s("123.45"),
+            s("Grüße"),
+            s("Grüße"),
+            s("AQIA")
+        )
     );
     assert_eq!(row[8], s("1000-01-01"));
-    assert!(row[9].as_deref().unwrap().starts_with("1969-12-31") && row[9].as_deref().unwrap().contains("23:59:59.5"), "{:?}", row[9]);
+    assert!(
+        row[9].as_deref().unwrap().starts_with("1969-12-31") && row[9].as_deref().unwrap().contains("23:59:59.5"),
+        "{:?}",
+        row[9]
+    );
     assert_eq!(row[10], s("2147483647999999"));
     assert!(row[11].as_deref().unwrap().starts_with("12:34:56.5"), "{:?}", row[11]);
     assert_eq!((row[12].clone(), row[13].clone()), (s("b"), s("513")));

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::chain::{good_project, Chain};
-use common::compare::{assert_same, bq_rows, source_rows, Kind};
-use common::{aurora2bq, bq::Bq, write_config, PgDb};
+use common::chain::{Chain, good_project};
+use common::compare::{Kind, assert_same, bq_rows, source_rows};
+use common::{PgDb, aurora2bq, bq::Bq, write_config};
 
 const COLUMNS: &[(&str, Kind)] = &[
     ("id", Kind::Int),
@@ -110,7 +110,8 @@ async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
     assert_eq!(tables, vec!["_aurora2bq_state".to_string(), "everything".to_string()]);
 }
 
-const SMALL: &[(&str, Kind)] = &[("id", Kind::Int), ("name", Kind::Text), ("amount", Kind::Decimal), ("at", Kind::Timestamp)];
+const SMALL: &[(&str, Kind)] =
+    &[("id", Kind::Int), ("name", Kind::Text), ("amount", Kind::Decimal), ("at", Kind::Timestamp)];
 
 async fn small_table(db: &PgDb) {
     db.exec(

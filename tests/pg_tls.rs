@@ -14,7 +14,11 @@ async fn the_server_certificate_is_verified_against_the_bundle() {
     let db = common::PgDb::new().await;
     db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);").await;
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let (ssl, cert): (String, String) = sqlx::query_as("SELECT current_setting('ssl'), current_setting('ssl_cert_file')").fetch_one(&mut c).await.unwrap();
+    let (ssl, cert): (String, String) =
+        sqlx::query_as("SELECT current_setting('ssl'), current_setting('ssl_cert_file')")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
     assert_eq!(ssl, "on", "this test needs PostgreSQL with ssl = on (Debian's default, with the snakeoil certificate)");
     let dir = tempfile::tempdir().unwrap();
     // The server's self-signed certificate (CN and SAN localhost) is its own CA.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use aurora2bq::config::{Cast, Engine, TableConfig, ZeroDates};
 use aurora2bq::source::{BatchLimits, SourceError};
-use common::arrow_text::{read, source_config};
 use common::PgDb;
+use common::arrow_text::{read, source_config};
 
 const LIMITS: BatchLimits = BatchLimits { rows: 2, bytes: 1 << 20 };
 
@@ -54,19 +54,34 @@ async fn every_type_maps_exactly() {
     let r = read(&cfg, &table(), None, LIMITS).await.expect("read");
     assert_eq!(r.rows(), 3);
     assert_eq!(r.batches.len(), 2, "batches are cut at batch_rows");
-    let types: BTreeMap<&str, (&str, bool)> = r
-        .schema
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), (c.field.ty.rest_name(), c.field.repeated)))
-        .collect();
+    let types: BTreeMap<&str, (&str, bool)> =
+        r.schema.columns.iter().map(|c| (c.name.as_str(), (c.field.ty.rest_name(), c.field.repeated))).collect();
     let expect_types = [
-        ("a_int", ("INT64", true)), ("a_text", ("STRING", true)), ("a_num", ("NUMERIC", true)), ("a_ts", ("TIMESTAMP", true)),
-        ("a_bool", ("BOOL", true)), ("a_uuid", ("STRING", true)), ("a_date", ("DATE", true)),
-        ("n_free", ("BIGNUMERIC", false)), ("n_big", ("BIGNUMERIC", false)), ("n_wide", ("STRING", false)), ("n_small", ("NUMERIC", false)),
-        ("iv", ("STRING", false)), ("t", ("TIME", false)), ("ttz", ("STRING", false)), ("ip", ("STRING", false)), ("net", ("STRING", false)),
-        ("mac", ("STRING", false)), ("m", ("NUMERIC", false)), ("b", ("STRING", false)), ("vb", ("STRING", false)), ("x", ("STRING", false)),
-        ("md", ("STRING", false)), ("dom", ("INT64", false)), ("hs", ("JSON", false)), ("pt", ("STRING", false)),
+        ("a_int", ("INT64", true)),
+        ("a_text", ("STRING", true)),
+        ("a_num", ("NUMERIC", true)),
+        ("a_ts", ("TIMESTAMP", true)),
+        ("a_bool", ("BOOL", true)),
+        ("a_uuid", ("STRING", true)),
+        ("a_date", ("DATE", true)),
+        ("n_free", ("BIGNUMERIC", false)),
+        ("n_big", ("BIGNUMERIC", false)),
+        ("n_wide", ("STRING", false)),
+        ("n_small", ("NUMERIC", false)),
+        ("iv", ("STRING", false)),
+        ("t", ("TIME", false)),
+        ("ttz", ("STRING", false)),
+        ("ip", ("STRING", false)),
+        ("net", ("STRING", false)),
+        ("mac", ("STRING", false)),
+        ("m", ("NUMERIC", false)),
+        ("b", ("STRING", false)),
+        ("vb", ("STRING", false)),
+        ("x", ("STRING", false)),
+        ("md", ("STRING", false)),
+        ("dom", ("INT64", false)),
+        ("hs", ("JSON", false)),
+        ("pt", ("STRING", false)),
     ];
     for (col, want) in expect_types {
         assert_eq!(types[col], want, "type of {col}");
@@ -100,7 +115,8 @@ async fn every_type_maps_exactly() {
     for (col, want) in expect {
         assert_eq!(r.column(col), want.to_vec(), "column {col}");
     }
-    let hs: Vec<Option<serde_json::Value>> = r.column("hs").into_iter().map(|v| v.map(|j| serde_json::from_str(&j).unwrap())).collect();
+    let hs: Vec<Option<serde_json::Value>> =
+        r.column("hs").into_iter().map(|v| v.map(|j| serde_json::from_str(&j).unwrap())).collect();
     assert_eq!(hs, vec![Some(serde_json::json!({"a": "1", "b": null})), None, Some(serde_json::json!({}))]);
 }
 
@@ -201,7 +217,10 @@ async fn scalar_types_land_in_bigquery_unchanged() {
     ))
     .await;
     let text = |r: &Vec<serde_json::Value>| r.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Vec<_>>();
-    assert_eq!(text(&rows[1]), vec![s("2"), None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None]);
+    assert_eq!(
+        text(&rows[1]),
+        vec![s("2"), None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None]
+    );
     // bqemulator prints NUMERIC with all 9 places ("12300.000000000"); BigQuery trims them.
     let trim = |v: &mut Option<String>| {
         if let Some(t) = v.as_mut().filter(|t| t.contains('.')) {
@@ -211,8 +230,31 @@ async fn scalar_types_land_in_bigquery_unchanged() {
     let mut first = text(&rows[0]);
     trim(&mut first[2]);
     trim(&mut first[9]);
-    assert_eq!(first[..5], [s("1"), s(&format!("123.45{}", "0".repeat(38))), s("12300"), s("1 year 2 mons 3 days 04:05:06.789"), s("23:59:59.999999")]);
-    assert_eq!(first[5..15], [s("12:34:56+02"), s("192.168.0.1/24"), s("10.0.0.0/8"), s("08:00:2b:01:02:03"), s("1234.56"), s("1010"), s("101"), s("<a>1</a>"), s("happy"), s("42")]);
+    assert_eq!(
+        first[..5],
+        [
+            s("1"),
+            s(&format!("123.45{}", "0".repeat(38))),
+            s("12300"),
+            s("1 year 2 mons 3 days 04:05:06.789"),
+            s("23:59:59.999999")
+        ]
+    );
+    assert_eq!(
+        first[5..15],
+        [
+            s("12:34:56+02"),
+            s("192.168.0.1/24"),
+            s("10.0.0.0/8"),
+            s("08:00:2b:01:02:03"),
+            s("1234.56"),
+            s("1010"),
+            s("101"),
+            s("<a>1</a>"),
+            s("happy"),
+            s("42")
+        ]
+    );
     let hs: serde_json::Value = serde_json::from_str(first[15].as_deref().unwrap()).unwrap();
     let hs = if hs.is_string() { serde_json::from_str(hs.as_str().unwrap()).unwrap() } else { hs };
     assert_eq!(hs, serde_json::json!({"a": "1", "b": null}));

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::chain::{good_project, Chain};
-use common::{bq::Bq, write_config, PgDb};
+use common::chain::{Chain, good_project};
+use common::{PgDb, bq::Bq, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_table_does_not_stop_the_others() {
@@ -23,7 +23,11 @@ async fn one_failing_table_does_not_stop_the_others() {
     let run = common::aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", &db.url)]).await;
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("ok      good ->") && run.stdout.contains("100 rows"), "{}", run.stdout);
-    assert!(run.stdout.contains("FAILED  bad ->") && run.stdout.contains("type pg_lsn is not supported"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("FAILED  bad ->") && run.stdout.contains("type pg_lsn is not supported"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("1 of 2 tables loaded, 1 failed"), "{}", run.stdout);
     let count = bq.query(&format!("SELECT COUNT(*) FROM {dataset}.good")).await;
     assert_eq!(count[0][0].as_str(), Some("100"));
@@ -68,7 +72,8 @@ async fn sigterm_stops_the_run_quickly_and_commits_nothing() {
     // SAFETY: sending a signal to our own child.
     assert_eq!(unsafe { libc_kill(pid, 15) }, 0);
     let signalled = Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("exits in time").unwrap();
+    let out =
+        tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("exits in time").unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(signalled.elapsed() < Duration::from_secs(15), "took {:?}", signalled.elapsed());
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

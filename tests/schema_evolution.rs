@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::chain::{good_project, Chain};
-use common::{aurora2bq, bq::Bq, write_config, PgDb, Run};
+use common::chain::{Chain, good_project};
+use common::{PgDb, Run, aurora2bq, bq::Bq, write_config};
 
 struct Setup {
     db: PgDb,
@@ -37,7 +37,12 @@ impl Setup {
 
     async fn column_type(&self, name: &str) -> Option<String> {
         let t = self.bq.table(&self.dataset, "t").await.unwrap();
-        t["schema"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).map(|f| f["type"].as_str().unwrap().to_owned())
+        t["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| f["type"].as_str().unwrap().to_owned())
     }
 
     async fn values(&self, sql_cols: &str) -> Vec<Vec<Option<String>>> {
@@ -55,7 +60,8 @@ async fn added_dropped_and_widened_columns_evolve_the_target() {
     let s = setup("").await;
     s.run().await.assert_ok();
 
-    s.db.exec("ALTER TABLE t ADD COLUMN extra text; UPDATE t SET extra = 'x' || id, updated_at = now() WHERE id <= 5;").await;
+    s.db.exec("ALTER TABLE t ADD COLUMN extra text; UPDATE t SET extra = 'x' || id, updated_at = now() WHERE id <= 5;")
+        .await;
     s.run().await.assert_ok();
     assert_eq!(s.column_type("extra").await.as_deref(), Some("STRING"));
     let rows = s.values("id, extra").await;
@@ -97,6 +103,10 @@ async fn refuse_mode_stops_on_a_new_column() {
     s.db.exec("ALTER TABLE t ADD COLUMN extra int; UPDATE t SET updated_at = now();").await;
     let run = s.run().await;
     assert_eq!(run.code, Some(1), "{}", run.stdout);
-    assert!(run.stdout.contains("new column extra (INT64)") && run.stdout.contains("schema_changes = \"evolve\""), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("new column extra (INT64)") && run.stdout.contains("schema_changes = \"evolve\""),
+        "{}",
+        run.stdout
+    );
     assert_eq!(s.column_type("extra").await, None);
 }

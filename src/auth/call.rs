@@ -58,9 +58,5 @@ pub async fn send(
 /// The start of a response body for a message; bodies from STS and IAM carry no secrets.
 pub fn snippet(body: &str) -> String {
     let t = body.trim();
-    if t.len() > 500 {
-        format!("{}…", &t[..t.floor_char_boundary(500)])
-    } else {
-        t.to_owned()
-    }
+    if t.len() > 500 { format!("{}…", &t[..t.floor_char_boundary(500)]) } else { t.to_owned() }
 }

@@ -60,11 +60,7 @@ impl ExternalAccountConfig {
 }
 
 fn bad(path: &Path, problem: impl Into<String>, fix: impl Into<String>) -> AuthError {
-    AuthError::broken(
-        Link::CredentialConfig,
-        format!("{}: {}", path.display(), problem.into()),
-        Some(fix.into()),
-    )
+    AuthError::broken(Link::CredentialConfig, format!("{}: {}", path.display(), problem.into()), Some(fix.into()))
 }
 
 const REGENERATE: &str = "regenerate it with `gcloud iam workload-identity-pools create-cred-config` \
@@ -72,15 +68,18 @@ const REGENERATE: &str = "regenerate it with `gcloud iam workload-identity-pools
 
 pub fn load(path: &Path) -> Result<ExternalAccountConfig, AuthError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        bad(path, format!("cannot read the credential file: {e}"), "check GOOGLE_APPLICATION_CREDENTIALS \
-            (or google.credentials) points at the mounted credential config")
+        bad(
+            path,
+            format!("cannot read the credential file: {e}"),
+            "check GOOGLE_APPLICATION_CREDENTIALS \
+            (or google.credentials) points at the mounted credential config",
+        )
     })?;
     parse(path, &text)
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<ExternalAccountConfig, AuthError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| bad(path, format!("not valid JSON: {e}"), REGENERATE))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| bad(path, format!("not valid JSON: {e}"), REGENERATE))?;
     let obj = v.as_object().ok_or_else(|| bad(path, "not a JSON object", REGENERATE))?;
     let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
     let ty = s("type").unwrap_or_default();
@@ -92,10 +91,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ExternalAccountConfig, AuthError
         ));
     }
     let audience = s("audience").ok_or_else(|| bad(path, "missing field \"audience\"", REGENERATE))?;
-    let subject_token_type = s("subject_token_type")
-        .ok_or_else(|| bad(path, "missing field \"subject_token_type\"", REGENERATE))?;
-    let workforce = audience.starts_with("//iam.googleapis.com/locations/")
-        && audience.contains("/workforcePools/");
+    let subject_token_type =
+        s("subject_token_type").ok_or_else(|| bad(path, "missing field \"subject_token_type\"", REGENERATE))?;
+    let workforce = audience.starts_with("//iam.googleapis.com/locations/") && audience.contains("/workforcePools/");
     if obj.get("workforce_pool_user_project").is_some_and(|v| !v.is_null()) && !workforce {
         return Err(bad(
             path,
@@ -140,9 +138,7 @@ fn impersonation(path: &Path, obj: &Map<String, Value>, url: String) -> Result<I
             )
         })?
         .to_owned();
-    let lifetime = obj
-        .get("service_account_impersonation")
-        .and_then(|o| o.get("token_lifetime_seconds"));
+    let lifetime = obj.get("service_account_impersonation").and_then(|o| o.get("token_lifetime_seconds"));
     let lifetime_secs = match lifetime {
         None | Some(Value::Null) => 3600,
         Some(v) => match v.as_u64() {
@@ -168,8 +164,7 @@ fn credential_source(path: &Path, obj: &Map<String, Value>) -> Result<Credential
     if src.contains_key("environment_id") {
         return Err(aws_source_refused(path));
     }
-    let kinds: Vec<&str> =
-        ["file", "url", "executable"].into_iter().filter(|k| src.contains_key(*k)).collect();
+    let kinds: Vec<&str> = ["file", "url", "executable"].into_iter().filter(|k| src.contains_key(*k)).collect();
     if kinds.len() > 1 {
         return Err(bad(
             path,
@@ -180,9 +175,10 @@ fn credential_source(path: &Path, obj: &Map<String, Value>) -> Result<Credential
     let format = || format_of(path, src.get("format"));
     match kinds.first().copied() {
         Some("file") => {
-            let file = src["file"].as_str().filter(|f| !f.is_empty()).ok_or_else(|| {
-                bad(path, "credential_source.file is not a path", REGENERATE)
-            })?;
+            let file = src["file"]
+                .as_str()
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| bad(path, "credential_source.file is not a path", REGENERATE))?;
             Ok(CredentialSource::File { path: PathBuf::from(file), format: format()? })
         }
         Some("url") => {
@@ -190,11 +186,7 @@ fn credential_source(path: &Path, obj: &Map<String, Value>) -> Result<Credential
             let headers = src
                 .get("headers")
                 .and_then(Value::as_object)
-                .map(|h| {
-                    h.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                        .collect()
-                })
+                .map(|h| h.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
                 .unwrap_or_default();
             Ok(CredentialSource::Url { url, headers, format: format()? })
         }
@@ -244,11 +236,9 @@ fn format_of(path: &Path, v: Option<&Value>) -> Result<Format, AuthError> {
                 "name the JSON field that holds the token, or use format type \"text\"",
             )),
         },
-        other => Err(bad(
-            path,
-            format!("credential_source.format.type {other:?} is unknown"),
-            "use \"text\" or \"json\"",
-        )),
+        other => {
+            Err(bad(path, format!("credential_source.format.type {other:?} is unknown"), "use \"text\" or \"json\""))
+        }
     }
 }
 

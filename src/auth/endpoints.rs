@@ -68,9 +68,8 @@ pub fn check_in(policy: Policy, service: Service, key: &str, url: &str, universe
 /// patterns Google's libraries once enforced, wif-spec.md §1).
 fn is_google_host(s: &str, host: &str, universe: &str) -> bool {
     let host = host.to_ascii_lowercase();
-    let Some(prefix) = host
-        .strip_suffix(&format!(".mtls.{universe}"))
-        .or_else(|| host.strip_suffix(&format!(".{universe}")))
+    let Some(prefix) =
+        host.strip_suffix(&format!(".mtls.{universe}")).or_else(|| host.strip_suffix(&format!(".{universe}")))
     else {
         return false;
     };

@@ -9,7 +9,7 @@ use super::clock::Clock;
 use super::credentials::ExternalAccountConfig;
 use super::endpoints::{self, Policy as EndpointPolicy, Service};
 use super::hints::ChainContext;
-use super::{jwt, sts, subject, AccessToken, AuthError, Link, TokenSource, CLOUD_PLATFORM_SCOPE};
+use super::{AccessToken, AuthError, CLOUD_PLATFORM_SCOPE, Link, TokenSource, jwt, sts, subject};
 use crate::retry::Policy;
 use crate::secret::Secret;
 
@@ -42,8 +42,14 @@ impl ExternalAccount {
         let universe = config.universe_domain.as_str();
         endpoints::check_in(policy, Service::Sts, "token_url", &config.token_url, universe).map_err(refuse)?;
         if let Some(imp) = &config.impersonation {
-            endpoints::check_in(policy, Service::IamCredentials, "service_account_impersonation_url", &imp.url, universe)
-                .map_err(refuse)?;
+            endpoints::check_in(
+                policy,
+                Service::IamCredentials,
+                "service_account_impersonation_url",
+                &imp.url,
+                universe,
+            )
+            .map_err(refuse)?;
         }
         Ok(Self { config, http, clock, retry: Policy::STANDARD })
     }
@@ -87,11 +93,7 @@ impl ExternalAccount {
     }
 
     /// Link 4: impersonate the service account, if the config names one.
-    pub async fn impersonate(
-        &self,
-        subject: &Secret,
-        federated: AccessToken,
-    ) -> Result<AccessToken, AuthError> {
+    pub async fn impersonate(&self, subject: &Secret, federated: AccessToken) -> Result<AccessToken, AuthError> {
         let Some(imp) = &self.config.impersonation else { return Ok(federated) };
         let cx = self.context(Some(subject));
         super::impersonate::generate(

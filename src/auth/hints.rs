@@ -2,9 +2,9 @@
 //! the likely cause, and the fix, computed from what is known: the subject token's claims
 //! and the credential config's audience and service account (wif-spec.md §2–3, §6).
 
+use super::credentials::Impersonation;
 use super::impersonate::GoogleError;
 use super::jwt::{self, Claims};
-use super::credentials::Impersonation;
 use super::{AuthError, Link};
 
 /// What is known about the chain when a link fails.
@@ -43,8 +43,7 @@ pub fn members(cx: &ChainContext) -> (String, Option<String>) {
     let base = format!("iam.googleapis.com/{}", cx.pool_path());
     let sub = cx.sub();
     let principal = format!("principal://{base}/subject/{sub}");
-    let set = jwt::k8s_subject(&sub)
-        .map(|(ns, ksa)| format!("principalSet://{base}/attribute.ksa_name/{ns}:{ksa}"));
+    let set = jwt::k8s_subject(&sub).map(|(ns, ksa)| format!("principalSet://{base}/attribute.ksa_name/{ns}:{ksa}"));
     (principal, set)
 }
 
@@ -99,7 +98,9 @@ pub fn sts_error(code: &str, description: &str, cx: &ChainContext) -> AuthError 
         )
     } else if description.contains("connecting to the given credential's issuer") {
         (
-            format!("{said}. Google could not fetch the issuer's discovery document or signing keys, or the token's key id is not among them"),
+            format!(
+                "{said}. Google could not fetch the issuer's discovery document or signing keys, or the token's key id is not among them"
+            ),
             format!(
                 "check {}/.well-known/openid-configuration is reachable from the internet and its \
                  JWKS holds the token's kid; for a private issuer, upload the JWKS with \
@@ -188,7 +189,7 @@ pub fn iam_error(http: u16, e: &GoogleError, imp: &Impersonation, cx: &ChainCont
             "this usually passes on the next refresh; if it persists, check the token_url".into(),
         ),
         (403, _) => (
-            format!("{said}"),
+            said.to_string(),
             format!(
                 "make sure the IAM Service Account Credentials API (iamcredentials.googleapis.com) \
                  is enabled in {sa}'s project and that the binding exists"
@@ -205,7 +206,8 @@ mod tests {
 
     fn cx() -> ChainContext {
         ChainContext {
-            audience: "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/eks/providers/oidc".into(),
+            audience: "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/eks/providers/oidc"
+                .into(),
             pool: Some(("123".into(), "eks".into(), "oidc".into())),
             claims: Some(Claims {
                 iss: Some("https://oidc.eks.eu-west-1.amazonaws.com/id/ABC".into()),
@@ -222,9 +224,12 @@ mod tests {
             code: 403,
             message: "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).".into(),
             status: "PERMISSION_DENIED".into(),
-            details: vec![serde_json::json!({"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"IAM_PERMISSION_DENIED"})],
+            details: vec![
+                serde_json::json!({"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"IAM_PERMISSION_DENIED"}),
+            ],
         };
-        let imp = Impersonation { url: String::new(), email: "bq@p.iam.gserviceaccount.com".into(), lifetime_secs: 3600 };
+        let imp =
+            Impersonation { url: String::new(), email: "bq@p.iam.gserviceaccount.com".into(), lifetime_secs: 3600 };
         let s = iam_error(403, &e, &imp, &cx()).to_string();
         assert!(s.contains("service account impersonation failed"), "{s}");
         assert!(s.contains("principalSet://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/eks/attribute.ksa_name/analytics:bq-reader"), "{s}");
@@ -234,7 +239,12 @@ mod tests {
 
     #[test]
     fn wrong_audience_names_the_token_audience_and_the_provider() {
-        let s = sts_error("invalid_grant", "The audience in ID Token [sts.amazonaws.com] does not match the expected audience.", &cx()).to_string();
+        let s = sts_error(
+            "invalid_grant",
+            "The audience in ID Token [sts.amazonaws.com] does not match the expected audience.",
+            &cx(),
+        )
+        .to_string();
         assert!(s.starts_with("STS token exchange failed"), "{s}");
         assert!(s.contains("--allowed-audiences=sts.amazonaws.com"), "{s}");
         assert!(s.contains("oidc --workload-identity-pool=eks"), "{s}");

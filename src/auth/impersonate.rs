@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::credentials::Impersonation;
 use super::hints::{self, ChainContext};
-use super::{call, AccessToken, AuthError, Link};
+use super::{AccessToken, AuthError, Link, call};
 use crate::retry::Policy;
 use crate::secret::Secret;
 
@@ -56,10 +56,9 @@ pub async fn generate(
         "scope": [scope],
         "lifetime": format!("{}s", imp.lifetime_secs),
     });
-    let (status, text) = call::send(Link::Impersonation, policy, || {
-        http.post(&imp.url).bearer_auth(sts_token.expose()).json(&body)
-    })
-    .await?;
+    let (status, text) =
+        call::send(Link::Impersonation, policy, || http.post(&imp.url).bearer_auth(sts_token.expose()).json(&body))
+            .await?;
     if status.is_success() {
         return parse_success(&text, now);
     }
@@ -102,8 +101,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_629_936_000); // 2021-08-26T00:00:00Z
         let t = parse_success(r#"{"accessToken":"a","expireTime":"2021-08-26T00:57:30Z"}"#, now).unwrap();
         assert_eq!(t.expires_at, now + Duration::from_secs(57 * 60 + 30));
-        let t =
-            parse_success(r#"{"accessToken":"a","expireTime":"2021-08-26T00:57:30.250Z"}"#, now).unwrap();
+        let t = parse_success(r#"{"accessToken":"a","expireTime":"2021-08-26T00:57:30.250Z"}"#, now).unwrap();
         assert_eq!(t.expires_at, now + Duration::from_millis((57 * 60 + 30) * 1000 + 250));
         let e = parse_success(r#"{"accessToken":"a","expireTime":"2021-08-25T00:00:00Z"}"#, now).unwrap_err();
         assert!(e.to_string().contains("already expired"));

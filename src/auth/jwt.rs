@@ -25,8 +25,7 @@ pub fn claims(token: &str) -> Result<Claims, String> {
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(parts[1].trim_end_matches('='))
         .map_err(|_| "not a JWT: the payload is not base64url".to_string())?;
-    let v: Value =
-        serde_json::from_slice(&payload).map_err(|_| "not a JWT: the payload is not JSON".to_string())?;
+    let v: Value = serde_json::from_slice(&payload).map_err(|_| "not a JWT: the payload is not JSON".to_string())?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let aud = match v.get("aud") {
         Some(Value::String(a)) => vec![a.clone()],
@@ -39,11 +38,7 @@ pub fn claims(token: &str) -> Result<Claims, String> {
         aud,
         exp: v.get("exp").and_then(Value::as_i64),
         iat: v.get("iat").and_then(Value::as_i64),
-        namespace: v
-            .get("kubernetes.io")
-            .and_then(|k| k.get("namespace"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        namespace: v.get("kubernetes.io").and_then(|k| k.get("namespace")).and_then(Value::as_str).map(str::to_owned),
     })
 }
 
@@ -64,7 +59,9 @@ mod tests {
 
     #[test]
     fn reads_irsa_claims_with_array_audience() {
-        let t = jwt(r#"{"iss":"https://oidc.eks.us-east-1.amazonaws.com/id/ABC","sub":"system:serviceaccount:analytics:bq-reader","aud":["sts.amazonaws.com"],"exp":100,"iat":50,"kubernetes.io":{"namespace":"analytics"}}"#);
+        let t = jwt(
+            r#"{"iss":"https://oidc.eks.us-east-1.amazonaws.com/id/ABC","sub":"system:serviceaccount:analytics:bq-reader","aud":["sts.amazonaws.com"],"exp":100,"iat":50,"kubernetes.io":{"namespace":"analytics"}}"#,
+        );
         let c = claims(&t).unwrap();
         assert_eq!(c.aud, vec!["sts.amazonaws.com"]);
         assert_eq!(c.exp, Some(100));

@@ -4,8 +4,8 @@
 //!
 //! Every failure is an [`AuthError`] that names the link of the chain that broke.
 
-mod call;
 pub mod cache;
+mod call;
 pub mod clock;
 pub mod credentials;
 pub mod endpoints;
@@ -106,10 +106,7 @@ impl AuthError {
 }
 
 /// Builds the token source the config asks for, wrapped in the refreshing cache.
-pub fn from_config(
-    config: &GoogleConfig,
-    http: reqwest::Client,
-) -> Result<Arc<dyn TokenSource>, AuthError> {
+pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<dyn TokenSource>, AuthError> {
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
     let policy = endpoints::Policy { allow_insecure: config.allow_insecure_endpoints };
     let inner: Arc<dyn TokenSource> = match &config.credentials {
@@ -136,7 +133,10 @@ pub fn from_file(
         AuthError::broken(
             Link::CredentialConfig,
             format!("cannot read the credential file {}: {e}", path.display()),
-            Some("check GOOGLE_APPLICATION_CREDENTIALS (or google.credentials) points at the mounted credential config".into()),
+            Some(
+                "check GOOGLE_APPLICATION_CREDENTIALS (or google.credentials) points at the mounted credential config"
+                    .into(),
+            ),
         )
     })?;
     let kind = serde_json::from_str::<serde_json::Value>(&text)

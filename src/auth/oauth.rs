@@ -8,13 +8,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine as _;
 use serde::Deserialize;
 
 use super::clock::Clock;
 use super::endpoints::{self, Policy as EndpointPolicy, Service};
-use super::{call, AccessToken, AuthError, Link, TokenSource, CLOUD_PLATFORM_SCOPE};
+use super::{AccessToken, AuthError, CLOUD_PLATFORM_SCOPE, Link, TokenSource, call};
 use crate::retry::Policy;
 use crate::secret::Secret;
 
@@ -76,9 +76,11 @@ impl OauthToken {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         const FIX: &str = "download a new key: gcloud iam service-accounts keys create key.json --iam-account=EMAIL";
-        let f: KeyFile = serde_json::from_str(text).map_err(|e| bad(path, format!("not a service-account key: {e}"), FIX))?;
+        let f: KeyFile =
+            serde_json::from_str(text).map_err(|e| bad(path, format!("not a service-account key: {e}"), FIX))?;
         let der = pem_body(&f.private_key).ok_or_else(|| bad(path, "private_key is not a PEM key", FIX))?;
-        let key = RsaKeyPair::from_pkcs8(&der).map_err(|e| bad(path, format!("private_key is not an RSA PKCS#8 key: {e}"), FIX))?;
+        let key = RsaKeyPair::from_pkcs8(&der)
+            .map_err(|e| bad(path, format!("private_key is not an RSA PKCS#8 key: {e}"), FIX))?;
         let token_uri = checked_uri(path, policy, f.token_uri)?;
         let grant = Grant::ServiceAccount { email: f.client_email, key_id: f.private_key_id, key: Arc::new(key) };
         Ok(Self { grant, token_uri, http, clock, retry: Policy::STANDARD })
@@ -92,7 +94,8 @@ impl OauthToken {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         const FIX: &str = "run `gcloud auth application-default login` again";
-        let f: UserFile = serde_json::from_str(text).map_err(|e| bad(path, format!("not gcloud user credentials: {e}"), FIX))?;
+        let f: UserFile =
+            serde_json::from_str(text).map_err(|e| bad(path, format!("not gcloud user credentials: {e}"), FIX))?;
         let token_uri = checked_uri(path, policy, f.token_uri)?;
         let grant = Grant::User {
             client_id: f.client_id,
@@ -154,7 +157,11 @@ impl TokenSource for OauthToken {
                 ),
                 Grant::User { .. } => "run `gcloud auth application-default login` again".into(),
             };
-            return Err(AuthError::broken(Link::OauthToken, format!("token endpoint answered {code}: \"{desc}\""), Some(fix)));
+            return Err(AuthError::broken(
+                Link::OauthToken,
+                format!("token endpoint answered {code}: \"{desc}\""),
+                Some(fix),
+            ));
         }
         let t: TokenResponse = serde_json::from_str(&body)
             .map_err(|e| AuthError::broken(Link::OauthToken, format!("unreadable token response: {e}"), None))?;
@@ -179,4 +186,3 @@ fn pem_body(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
     base64::engine::general_purpose::STANDARD.decode(body).ok().filter(|d| !d.is_empty())
 }
-

@@ -41,9 +41,6 @@ impl TokenSource for StaticTokenFile {
             ));
         }
         // Its lifetime is unknown; callers re-read it for every connection anyway.
-        Ok(AccessToken {
-            token: Secret::new(token),
-            expires_at: self.clock.now() + Duration::from_secs(300),
-        })
+        Ok(AccessToken { token: Secret::new(token), expires_at: self.clock.now() + Duration::from_secs(300) })
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::hints::{self, ChainContext};
-use super::{call, AccessToken, AuthError, Link};
+use super::{AccessToken, AuthError, Link, call};
 use crate::retry::Policy;
 use crate::secret::Secret;
 
@@ -76,8 +76,8 @@ pub async fn exchange(
 /// request time, as Google's libraries do.
 fn parse_success(body: &str, now: SystemTime) -> Result<AccessToken, AuthError> {
     let bad = |p: String| AuthError::broken(Link::StsExchange, p, None);
-    let s: Success = serde_json::from_str(body)
-        .map_err(|e| bad(format!("STS answered 200 with an unreadable body: {e}")))?;
+    let s: Success =
+        serde_json::from_str(body).map_err(|e| bad(format!("STS answered 200 with an unreadable body: {e}")))?;
     let secs = match &s.expires_in {
         Some(serde_json::Value::Number(n)) => n.as_i64(),
         Some(serde_json::Value::String(t)) => t.trim().parse::<i64>().ok(),

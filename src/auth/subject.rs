@@ -24,12 +24,10 @@ pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<
             for (k, v) in headers {
                 req = req.header(k, v);
             }
-            let resp = req.send().await.map_err(|e| {
-                AuthError::Transient {
-                    link: Link::SubjectToken,
-                    problem: format!("GET {url}: {e}"),
-                    attempts: 1,
-                }
+            let resp = req.send().await.map_err(|e| AuthError::Transient {
+                link: Link::SubjectToken,
+                problem: format!("GET {url}: {e}"),
+                attempts: 1,
             })?;
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();

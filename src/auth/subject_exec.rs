@@ -12,12 +12,11 @@ use crate::secret::Secret;
 
 pub async fn run(command: &str, timeout_ms: u64, output_file: Option<&Path>) -> Result<Secret, AuthError> {
     // A still-valid cached response in output_file is used without running the command.
-    if let Some(path) = output_file {
-        if let Ok(text) = tokio::fs::read_to_string(path).await {
-            if let Ok(token) = parse_response(&text, true) {
-                return Ok(token);
-            }
-        }
+    if let Some(path) = output_file
+        && let Ok(text) = tokio::fs::read_to_string(path).await
+        && let Ok(token) = parse_response(&text, true)
+    {
+        return Ok(token);
     }
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c").arg(command).kill_on_drop(true);
@@ -31,9 +30,7 @@ pub async fn run(command: &str, timeout_ms: u64, output_file: Option<&Path>) -> 
                 Some("raise credential_source.executable.timeout_millis or fix the command".into()),
             )
         })?
-        .map_err(|e| {
-            AuthError::broken(Link::SubjectToken, format!("cannot run credential command: {e}"), None)
-        })?;
+        .map_err(|e| AuthError::broken(Link::SubjectToken, format!("cannot run credential command: {e}"), None))?;
     if !out.status.success() {
         return Err(AuthError::broken(
             Link::SubjectToken,
@@ -55,10 +52,11 @@ fn parse_response(text: &str, must_be_unexpired: bool) -> Result<Secret, AuthErr
         let msg = v.get("message").and_then(Value::as_str).unwrap_or("no message");
         return Err(bad(&format!("reported failure: {msg}")));
     }
-    if let Some(exp) = v.get("expiration_time").and_then(Value::as_i64) {
-        if must_be_unexpired && exp <= chrono::Utc::now().timestamp() {
-            return Err(bad("cached output has expired"));
-        }
+    if let Some(exp) = v.get("expiration_time").and_then(Value::as_i64)
+        && must_be_unexpired
+        && exp <= chrono::Utc::now().timestamp()
+    {
+        return Err(bad("cached output has expired"));
     }
     let token = v
         .get("id_token")

@@ -63,10 +63,8 @@ pub fn run(a: Args) -> u8 {
     });
     if let Some(sa) = &a.service_account {
         let base = a.iam_url.unwrap_or_else(|| "https://iamcredentials.googleapis.com".into());
-        v["service_account_impersonation_url"] = json!(format!(
-            "{}/v1/projects/-/serviceAccounts/{sa}:generateAccessToken",
-            base.trim_end_matches('/')
-        ));
+        v["service_account_impersonation_url"] =
+            json!(format!("{}/v1/projects/-/serviceAccounts/{sa}:generateAccessToken", base.trim_end_matches('/')));
         if let Some(l) = a.lifetime_seconds {
             v["service_account_impersonation"] = json!({ "token_lifetime_seconds": l });
         }

@@ -39,10 +39,9 @@ async fn run_inner(config_path: &Path, stop: CancellationToken) -> anyhow::Resul
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     tracing::info!(run_id = %run_id, tables = config.tables.len(), "run started");
     let http = crate::http::client(config.google.request_timeout);
-    let tokens = crate::auth::from_config(&config.google, http.clone())
-        .context("setting up Google credentials")?;
-    let sink = BigQuerySink::new(&config.google, &config.destination, tokens, http, run_id)
-        .context("setting up BigQuery")?;
+    let tokens = crate::auth::from_config(&config.google, http.clone()).context("setting up Google credentials")?;
+    let sink =
+        BigQuerySink::new(&config.google, &config.destination, tokens, http, run_id).context("setting up BigQuery")?;
     sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;

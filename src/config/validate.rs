@@ -95,11 +95,7 @@ fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError
         }
         (None, Some(file)) => UrlFrom::File(non_empty_path(cx, &file, "source.url_file")?),
         (Some(env), Some(_)) => {
-            return Err(cx.err(
-                env.span(),
-                "source.url_env",
-                "set either url_env or url_file, not both",
-            ));
+            return Err(cx.err(env.span(), "source.url_env", "set either url_env or url_file, not both"));
         }
         (None, None) => {
             return Err(cx.err(
@@ -110,12 +106,10 @@ fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError
             ));
         }
     };
-    let application_name =
-        raw.application_name.map(|s| s.into_inner()).unwrap_or_else(|| "aurora2bq".into());
-    let statement_timeout = cx
-        .bounded(&raw.statement_timeout_seconds, "source.statement_timeout_seconds", 0, 0..86_401)?;
-    let connect_timeout =
-        cx.bounded(&raw.connect_timeout_seconds, "source.connect_timeout_seconds", 30, 1..601)?;
+    let application_name = raw.application_name.map(|s| s.into_inner()).unwrap_or_else(|| "aurora2bq".into());
+    let statement_timeout =
+        cx.bounded(&raw.statement_timeout_seconds, "source.statement_timeout_seconds", 0, 0..86_401)?;
+    let connect_timeout = cx.bounded(&raw.connect_timeout_seconds, "source.connect_timeout_seconds", 30, 1..601)?;
     let ca_file = raw.ca_file.map(|f| non_empty_path(cx, &f, "source.ca_file")).transpose()?;
     let zero_dates = match raw.zero_dates.as_ref().map(|z| (z.get_ref().as_str(), z.span())) {
         None | Some(("error", _)) => ZeroDates::Error,
@@ -155,8 +149,7 @@ fn destination(cx: &Ctx, raw: Spanned<RawDestination>) -> Result<Destination, Co
             format!("{dataset:?} is not a BigQuery dataset ID (letters, digits, underscores)"),
         ));
     }
-    let hours =
-        cx.bounded(&raw.staging_expiration_hours, "destination.staging_expiration_hours", 24, 1..721)?;
+    let hours = cx.bounded(&raw.staging_expiration_hours, "destination.staging_expiration_hours", 24, 1..721)?;
     Ok(Destination {
         project: project.clone(),
         dataset: dataset.clone(),
@@ -168,9 +161,7 @@ fn destination(cx: &Ctx, raw: Spanned<RawDestination>) -> Result<Destination, Co
 fn google(cx: &Ctx, raw: RawGoogle) -> Result<GoogleConfig, ConfigError> {
     let credentials = match (raw.credentials, raw.access_token_file) {
         (Some(c), None) => CredentialsFrom::File(Some(non_empty_path(cx, &c, "google.credentials")?)),
-        (None, Some(t)) => {
-            CredentialsFrom::AccessTokenFile(non_empty_path(cx, &t, "google.access_token_file")?)
-        }
+        (None, Some(t)) => CredentialsFrom::AccessTokenFile(non_empty_path(cx, &t, "google.access_token_file")?),
         (None, None) => CredentialsFrom::File(None),
         (Some(c), Some(_)) => {
             return Err(cx.err(
@@ -190,11 +181,7 @@ fn google(cx: &Ctx, raw: RawGoogle) -> Result<GoogleConfig, ConfigError> {
     Ok(GoogleConfig {
         credentials,
         bigquery_url: url(raw.bigquery_url, "google.bigquery_url", DEFAULT_BIGQUERY_URL)?,
-        storage_write_url: url(
-            raw.storage_write_url,
-            "google.storage_write_url",
-            DEFAULT_STORAGE_WRITE_URL,
-        )?,
+        storage_write_url: url(raw.storage_write_url, "google.storage_write_url", DEFAULT_STORAGE_WRITE_URL)?,
         allow_insecure_endpoints: raw.allow_insecure_endpoints.unwrap_or(false),
         request_timeout: Duration::from_secs(cx.bounded(
             &raw.request_timeout_seconds,
@@ -209,10 +196,8 @@ fn run(cx: &Ctx, raw: RawRun) -> Result<RunConfig, ConfigError> {
     Ok(RunConfig {
         batch_rows: cx.bounded(&raw.batch_rows, "run.batch_rows", 100_000, 1..10_000_001)? as usize,
         // Stays well under the Storage Write API's 10 MB request limit after encoding.
-        batch_bytes: cx.bounded(&raw.batch_bytes, "run.batch_bytes", 4 << 20, 1024..(9 << 20) + 1)?
-            as usize,
-        table_concurrency: cx.bounded(&raw.table_concurrency, "run.table_concurrency", 2, 1..65)?
-            as usize,
+        batch_bytes: cx.bounded(&raw.batch_bytes, "run.batch_bytes", 4 << 20, 1024..(9 << 20) + 1)? as usize,
+        table_concurrency: cx.bounded(&raw.table_concurrency, "run.table_concurrency", 2, 1..65)? as usize,
         table_timeout: Duration::from_secs(
             60 * cx.bounded(&raw.table_timeout_minutes, "run.table_timeout_minutes", 120, 1..1441)?,
         ),

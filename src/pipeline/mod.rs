@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use summary::{human_bytes, RunSummary, TableOutcome};
+pub use summary::{RunSummary, TableOutcome, human_bytes};
 
 use crate::config::{Config, LoadMode, TableConfig};
 use crate::sink::{LoadPlan, LoadStats, Sink};
@@ -49,14 +49,12 @@ pub async fn run_tables(
 }
 
 /// Why a table stopped before finishing.
-fn stop_reason(stop: &CancellationToken, deadline: Instant) -> impl std::future::Future<Output = anyhow::Error> + '_ {
-    async move {
-        tokio::select! {
-            _ = stop.cancelled() => anyhow::anyhow!("stopped by a signal before it finished; nothing of it was committed"),
-            _ = tokio::time::sleep_until(deadline.into()) => anyhow::anyhow!(
-                "did not finish within run.table_timeout_minutes; nothing of it was committed"
-            ),
-        }
+async fn stop_reason(stop: &CancellationToken, deadline: Instant) -> anyhow::Error {
+    tokio::select! {
+        _ = stop.cancelled() => anyhow::anyhow!("stopped by a signal before it finished; nothing of it was committed"),
+        _ = tokio::time::sleep_until(deadline.into()) => anyhow::anyhow!(
+            "did not finish within run.table_timeout_minutes; nothing of it was committed"
+        ),
     }
 }
 
@@ -77,7 +75,12 @@ async fn copy_table(
             };
             tracing::info!(table = %table.source_name(), watermark = ?after, "incremental window");
             crate::failpoint::hit("after-state-read");
-            Some(Window { cursor: cursor.clone(), key: table.key.clone().unwrap_or_default(), after, lookback: table.lookback })
+            Some(Window {
+                cursor: cursor.clone(),
+                key: table.key.clone().unwrap_or_default(),
+                after,
+                lookback: table.lookback,
+            })
         }
     };
     let read = tokio::select! {

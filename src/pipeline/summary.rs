@@ -67,12 +67,15 @@ impl RunSummary {
                     t.target,
                     s.rows,
                     human_bytes(s.bytes),
-                    if s.zero_dates > 0 { format!(", {} zero dates loaded as NULL", s.zero_dates) } else { String::new() }
+                    if s.zero_dates > 0 {
+                        format!(", {} zero dates loaded as NULL", s.zero_dates)
+                    } else {
+                        String::new()
+                    }
                 )),
-                Err(e) => out.push_str(&format!(
-                    "FAILED  {} -> {}.{}: {e} ({secs:.1} s)\n",
-                    t.source, self.dataset, t.target
-                )),
+                Err(e) => {
+                    out.push_str(&format!("FAILED  {} -> {}.{}: {e} ({secs:.1} s)\n", t.source, self.dataset, t.target))
+                }
             }
         }
         let failed = self.failed();

@@ -5,15 +5,14 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
-    Float64Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder, Float64Builder, Int64Builder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_buffer::i256;
 use arrow_schema::SchemaRef;
 
-use crate::types::{BqField, BqType, NUMERIC_SCALE, BIGNUMERIC_SCALE};
+use crate::types::{BIGNUMERIC_SCALE, BqField, BqType, NUMERIC_SCALE};
 
 /// One Arrow builder per destination column, typed by its [`BqType`].
 pub enum ColumnBuilder {
@@ -30,7 +29,11 @@ pub enum ColumnBuilder {
     Time(Time64MicrosecondBuilder),
     /// A REPEATED column: the element values, and where each row's list ends. BigQuery has
     /// no NULL arrays, so a NULL list is written as an empty one.
-    List { child: Box<ColumnBuilder>, offsets: Vec<i32>, item: arrow_schema::FieldRef },
+    List {
+        child: Box<ColumnBuilder>,
+        offsets: Vec<i32>,
+        item: arrow_schema::FieldRef,
+    },
 }
 
 impl ColumnBuilder {
@@ -47,20 +50,14 @@ impl ColumnBuilder {
             BqType::String | BqType::Json => Self::Utf8(StringBuilder::with_capacity(rows, data)),
             BqType::Bytes => Self::Binary(BinaryBuilder::with_capacity(rows, data)),
             BqType::Numeric => Self::Numeric(
-                Decimal128Builder::with_capacity(rows)
-                    .with_precision_and_scale(38, NUMERIC_SCALE)
-                    .expect("valid"),
+                Decimal128Builder::with_capacity(rows).with_precision_and_scale(38, NUMERIC_SCALE).expect("valid"),
             ),
             BqType::BigNumeric => Self::BigNumeric(
-                Decimal256Builder::with_capacity(rows)
-                    .with_precision_and_scale(76, BIGNUMERIC_SCALE)
-                    .expect("valid"),
+                Decimal256Builder::with_capacity(rows).with_precision_and_scale(76, BIGNUMERIC_SCALE).expect("valid"),
             ),
             BqType::Date => Self::Date(Date32Builder::with_capacity(rows)),
             BqType::Datetime => Self::Datetime(TimestampMicrosecondBuilder::with_capacity(rows)),
-            BqType::Timestamp => Self::Timestamp(
-                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            ),
+            BqType::Timestamp => Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")),
             BqType::Time => Self::Time(Time64MicrosecondBuilder::with_capacity(rows)),
         }
     }
@@ -233,7 +230,6 @@ impl BatchAssembler {
         }
         self.rows = 0;
         self.bytes = 0;
-        RecordBatch::try_new(self.schema.clone(), arrays)
-            .expect("builders follow the schema they were made from")
+        RecordBatch::try_new(self.schema.clone(), arrays).expect("builders follow the schema they were made from")
     }
 }

@@ -127,22 +127,14 @@ pub trait TableRead: Send {
     fn schema(&self) -> &TableSchema;
 
     /// Streams every row into `out` in batches, then ends the snapshot.
-    async fn read_into(
-        self: Box<Self>,
-        out: mpsc::Sender<RecordBatch>,
-    ) -> Result<ReadStats, SourceError>;
+    async fn read_into(self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError>;
 }
 
 /// Connects to the configured engine.
-pub async fn connect(
-    config: &SourceConfig,
-    limits: BatchLimits,
-) -> Result<Box<dyn Source>, SourceError> {
+pub async fn connect(config: &SourceConfig, limits: BatchLimits) -> Result<Box<dyn Source>, SourceError> {
     let url = read_url(&config.url)?;
     match config.engine {
-        crate::config::Engine::Postgres => {
-            Ok(Box::new(postgres::PgSource::connect(config, &url, limits).await?))
-        }
+        crate::config::Engine::Postgres => Ok(Box::new(postgres::PgSource::connect(config, &url, limits).await?)),
         crate::config::Engine::Mysql => Ok(Box::new(mysql::MySqlSource::connect(config, &url, limits).await?)),
     }
 }
@@ -157,9 +149,8 @@ pub fn read_url(from: &crate::config::UrlFrom) -> Result<crate::secret::Secret, 
                  connection URL, e.g. postgres://user:password@host:5432/db"
             ))
         })?,
-        UrlFrom::File(path) => std::fs::read_to_string(path).map_err(|e| {
-            SourceError::Url(format!("{} (source.url_file): {e}", path.display()))
-        })?,
+        UrlFrom::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| SourceError::Url(format!("{} (source.url_file): {e}", path.display())))?,
     };
     let value = value.trim();
     if value.is_empty() {

@@ -31,7 +31,10 @@ pub fn plan_columns<C: CatalogColumn, P>(
         let all: Vec<&str> = columns.iter().map(|c| c.name()).collect();
         return Err(SourceError::Config {
             table: display_name.to_owned(),
-            detail: format!("the config names column {missing:?}, which it does not have (columns: {})", all.join(", ")),
+            detail: format!(
+                "the config names column {missing:?}, which it does not have (columns: {})",
+                all.join(", ")
+            ),
         });
     }
     let mut plans = Vec::new();
@@ -46,7 +49,10 @@ pub fn plan_columns<C: CatalogColumn, P>(
                 });
             }
             Err(PlanError::Invalid(detail)) => {
-                return Err(SourceError::Config { table: display_name.to_owned(), detail: format!("column {}: {detail}", c.name()) });
+                return Err(SourceError::Config {
+                    table: display_name.to_owned(),
+                    detail: format!("column {}: {detail}", c.name()),
+                });
             }
         }
     }

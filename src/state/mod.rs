@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
+use crate::sink::SinkError;
 use crate::sink::bigquery::rest::RestClient;
 use crate::sink::bigquery::schema::quote;
-use crate::sink::SinkError;
 use crate::source::window::{CursorValue, Watermark};
 use crate::types::{BqField, BqType};
 
@@ -79,7 +79,10 @@ impl StateStore<'_> {
     /// The stored watermark of `target`, if any.
     pub async fn watermark(&self, target: &str) -> Result<Option<Watermark>, SinkError> {
         let sql = format!("SELECT watermark FROM {} WHERE table_name = {}", self.table(), string_literal(target));
-        let result = self.rest.query(&format!("reading the watermark of {target}"), &sql, std::time::Duration::from_secs(300)).await?;
+        let result = self
+            .rest
+            .query(&format!("reading the watermark of {target}"), &sql, std::time::Duration::from_secs(300))
+            .await?;
         let Some(Value::String(json)) = result.rows.first().and_then(|r| r.first()).cloned() else { return Ok(None) };
         Watermark::from_json(&json).map(Some).map_err(|detail| SinkError::Schema { table: target.into(), detail })
     }

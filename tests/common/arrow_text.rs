@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Decimal128Type, Decimal256Type, Float64Type, Int64Type, Time64MicrosecondType, TimestampMicrosecondType};
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Decimal256Type, Float64Type, Int64Type, Time64MicrosecondType, TimestampMicrosecondType,
+};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use aurora2bq::config::{Engine, SourceConfig, TableConfig, UrlFrom, ZeroDates};
@@ -50,7 +52,12 @@ impl Read {
     }
 }
 
-pub async fn read(config: &SourceConfig, table: &TableConfig, window: Option<&Window>, limits: BatchLimits) -> Result<Read, SourceError> {
+pub async fn read(
+    config: &SourceConfig,
+    table: &TableConfig,
+    window: Option<&Window>,
+    limits: BatchLimits,
+) -> Result<Read, SourceError> {
     let src = source::connect(config, limits).await?;
     let r = src.open(table, window).await?;
     let schema = r.schema().clone();
@@ -100,7 +107,11 @@ pub fn cell(a: &ArrayRef, r: usize) -> Option<String> {
         }
         DataType::Time64(TimeUnit::Microsecond) => {
             let us = a.as_primitive::<Time64MicrosecondType>().value(r);
-            let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt((us / 1_000_000) as u32, (us % 1_000_000) as u32 * 1000).unwrap();
+            let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+                (us / 1_000_000) as u32,
+                (us % 1_000_000) as u32 * 1000,
+            )
+            .unwrap();
             t.format("%H:%M:%S%.6f").to_string()
         }
         DataType::List(_) => {

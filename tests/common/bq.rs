@@ -1,7 +1,7 @@
 //! Talks to bqemulator directly (not through the gates): creates datasets and reads back
 //! what aurora2bq loaded, so the tests check the destination independently of the tool.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub struct Bq {
     rest: String,
@@ -26,8 +26,14 @@ impl Bq {
     }
 
     pub async fn tables(&self, dataset: &str) -> Vec<String> {
-        let v: Value = self.http.get(self.url(&format!("/datasets/{dataset}/tables"))).send().await.unwrap().json().await.unwrap();
-        v["tables"].as_array().into_iter().flatten().filter_map(|t| t["tableReference"]["tableId"].as_str().map(String::from)).collect()
+        let v: Value =
+            self.http.get(self.url(&format!("/datasets/{dataset}/tables"))).send().await.unwrap().json().await.unwrap();
+        v["tables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["tableReference"]["tableId"].as_str().map(String::from))
+            .collect()
     }
 
     pub async fn table(&self, dataset: &str, table: &str) -> Option<Value> {
@@ -70,7 +76,10 @@ impl Bq {
         let body = json!({"query": sql, "useLegacySql": false, "formatOptions": {"useInt64Timestamp": true}});
         let v: Value = self.http.post(self.url("/queries")).json(&body).send().await.unwrap().json().await.unwrap();
         assert!(v["errors"].is_null(), "query {sql}: {}", v["errors"]);
-        v["rows"].as_array().into_iter().flatten()
+        v["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
             .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].clone()).collect())
             .collect()
     }

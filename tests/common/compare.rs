@@ -87,15 +87,15 @@ pub async fn source_rows(conn: &mut sqlx::PgConnection, table: &str, cols: &[(&s
                 Kind::Text => r.get::<Option<String>, _>(i),
                 Kind::Bool => r.get::<Option<bool>, _>(i).map(|v| v.to_string()),
                 Kind::Date => r.get::<Option<chrono::NaiveDate>, _>(i).map(|v| v.format("%Y-%m-%d").to_string()),
-                Kind::Datetime => r
-                    .get::<Option<chrono::NaiveDateTime>, _>(i)
-                    .map(|v| v.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-                Kind::Timestamp => r
-                    .get::<Option<chrono::DateTime<chrono::Utc>>, _>(i)
-                    .map(|v| v.timestamp_micros().to_string()),
-                Kind::Bytes => r
-                    .get::<Option<Vec<u8>>, _>(i)
-                    .map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
+                Kind::Datetime => {
+                    r.get::<Option<chrono::NaiveDateTime>, _>(i).map(|v| v.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
+                }
+                Kind::Timestamp => {
+                    r.get::<Option<chrono::DateTime<chrono::Utc>>, _>(i).map(|v| v.timestamp_micros().to_string())
+                }
+                Kind::Bytes => {
+                    r.get::<Option<Vec<u8>>, _>(i).map(|v| base64::engine::general_purpose::STANDARD.encode(v))
+                }
                 Kind::Uuid => r.get::<Option<uuid::Uuid>, _>(i).map(|v| v.to_string()),
                 Kind::Json => r.get::<Option<Value>, _>(i).map(|v| v.to_string()),
             };
@@ -111,11 +111,7 @@ pub fn bq_rows(rows: Vec<Vec<Value>>, cols: &[(&str, Kind)]) -> Rows {
     let mut out = Rows::new();
     for r in rows {
         let key: i64 = r[0].as_str().expect("key").parse().expect("integer key");
-        let cells = r
-            .iter()
-            .zip(cols)
-            .map(|(v, (_, kind))| v.as_str().map(|s| bq_cell(s, *kind)))
-            .collect();
+        let cells = r.iter().zip(cols).map(|(v, (_, kind))| v.as_str().map(|s| bq_cell(s, *kind))).collect();
         assert!(out.insert(key, cells).is_none(), "key {key} appears twice in BigQuery");
     }
     out

@@ -35,10 +35,7 @@ fn gcloud_sample_parses() {
     let imp = c.impersonation.as_ref().unwrap();
     assert_eq!(imp.email, "bq@proj.iam.gserviceaccount.com");
     assert_eq!(imp.lifetime_secs, 3600);
-    assert_eq!(
-        c.pool_parts(),
-        Some(("123456789012".into(), "eks".into(), "eks-oidc".into()))
-    );
+    assert_eq!(c.pool_parts(), Some(("123456789012".into(), "eks".into(), "eks-oidc".into())));
     match &c.source {
         CredentialSource::File { path, format } => {
             assert_eq!(path, Path::new("/var/run/service-account/token"));
@@ -64,24 +61,52 @@ fn defaults_apply_when_optional_fields_are_missing() {
 #[test]
 fn each_broken_field_is_named() {
     let cases: Vec<(String, &str)> = vec![
-        (edit(|o| { o.remove("audience"); }), "audience"),
-        (edit(|o| { o.remove("subject_token_type"); }), "subject_token_type"),
-        (edit(|o| { o.insert("type".into(), "service_account_x".into()); }), "not supported"),
-        (edit(|o| { o.remove("credential_source"); }), "credential_source"),
         (
-            edit(|o| { o["credential_source"]["format"]["type"] = "yaml".into(); }),
+            edit(|o| {
+                o.remove("audience");
+            }),
+            "audience",
+        ),
+        (
+            edit(|o| {
+                o.remove("subject_token_type");
+            }),
+            "subject_token_type",
+        ),
+        (
+            edit(|o| {
+                o.insert("type".into(), "service_account_x".into());
+            }),
+            "not supported",
+        ),
+        (
+            edit(|o| {
+                o.remove("credential_source");
+            }),
+            "credential_source",
+        ),
+        (
+            edit(|o| {
+                o["credential_source"]["format"]["type"] = "yaml".into();
+            }),
             "format.type \"yaml\"",
         ),
         (
-            edit(|o| { o["credential_source"]["format"]["type"] = "json".into(); }),
+            edit(|o| {
+                o["credential_source"]["format"]["type"] = "json".into();
+            }),
             "subject_token_field_name",
         ),
         (
-            edit(|o| { o["credential_source"]["url"] = "http://x".into(); }),
+            edit(|o| {
+                o["credential_source"]["url"] = "http://x".into();
+            }),
             "ambiguous",
         ),
         (
-            edit(|o| { o.insert("workforce_pool_user_project".into(), "p".into()); }),
+            edit(|o| {
+                o.insert("workforce_pool_user_project".into(), "p".into());
+            }),
             "workforce_pool_user_project should not be set",
         ),
         (
@@ -92,7 +117,9 @@ fn each_broken_field_is_named() {
             "cannot find the service account",
         ),
         (
-            edit(|o| { o["service_account_impersonation"]["token_lifetime_seconds"] = 50_000.into(); }),
+            edit(|o| {
+                o["service_account_impersonation"]["token_lifetime_seconds"] = 50_000.into();
+            }),
             "token_lifetime_seconds",
         ),
         ("[1]".into(), "not a JSON object"),
@@ -124,8 +151,7 @@ fn aws_source_is_refused_with_the_fargate_explanation() {
 #[test]
 fn json_format_with_field_parses() {
     let text = edit(|o| {
-        o["credential_source"]["format"] =
-            serde_json::json!({"type": "json", "subject_token_field_name": "id_token"});
+        o["credential_source"]["format"] = serde_json::json!({"type": "json", "subject_token_field_name": "id_token"});
     });
     let c = parse(Path::new("cred.json"), &text).unwrap();
     match c.source {

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
-use super::{is_bq_name, Ctx};
+use super::{Ctx, is_bq_name};
 use crate::config::raw::RawTable;
-use crate::config::{Cast, ConfigError, Engine, LoadMode, Partition, SchemaChanges, TableConfig, TableSource, TargetOptions};
+use crate::config::{
+    Cast, ConfigError, Engine, LoadMode, Partition, SchemaChanges, TableConfig, TableSource, TargetOptions,
+};
 
 pub fn tables(
     cx: &Ctx,
@@ -65,23 +67,37 @@ fn table(
         (None, Some(q)) => {
             let sql = q.get_ref().trim().trim_end_matches(';').trim().to_owned();
             if !sql.to_ascii_lowercase().starts_with("select") && !sql.to_ascii_lowercase().starts_with("with") {
-                return Err(cx.err(q.span(), &key("query"), "a query source must be one SELECT (or WITH ... SELECT) statement"));
+                return Err(cx.err(
+                    q.span(),
+                    &key("query"),
+                    "a query source must be one SELECT (or WITH ... SELECT) statement",
+                ));
             }
             (TableSource::Query(sql), None, q.span())
         }
         (Some(s), Some(_)) => return Err(cx.err(s.span(), &key("source"), "set either source or query, not both")),
-        (None, None) => return Err(cx.err(span, &key("source"), "each table needs `source = \"schema.table\"` or `query = \"SELECT ...\"`")),
+        (None, None) => {
+            return Err(cx.err(
+                span,
+                &key("source"),
+                "each table needs `source = \"schema.table\"` or `query = \"SELECT ...\"`",
+            ));
+        }
     };
     let (target, target_span) = match (&t.target, default_target) {
         (Some(tg), _) => (tg.get_ref().clone(), tg.span()),
         (None, Some(d)) => (d, target_span),
-        (None, None) => return Err(cx.err(target_span, &key("target"), "a query source needs `target = \"table_name\"`")),
+        (None, None) => {
+            return Err(cx.err(target_span, &key("target"), "a query source needs `target = \"table_name\"`"));
+        }
     };
     if !is_bq_name(&target) {
         return Err(cx.err(
             target_span,
             &key("target"),
-            format!("{target:?} is not usable as a BigQuery table name (letters, digits, underscores); set `target` to one"),
+            format!(
+                "{target:?} is not usable as a BigQuery table name (letters, digits, underscores); set `target` to one"
+            ),
         ));
     }
     let mode = match t.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
@@ -94,32 +110,36 @@ fn table(
     };
     let cursor = t.cursor.as_ref().map(|c| c.get_ref().clone());
     if mode != LoadMode::FullRefresh && cursor.is_none() {
-        return Err(cx.err(span.clone(), &key("cursor"), "incremental modes need `cursor`: the column that orders changes (e.g. updated_at)"));
+        return Err(cx.err(
+            span.clone(),
+            &key("cursor"),
+            "incremental modes need `cursor`: the column that orders changes (e.g. updated_at)",
+        ));
     }
-    if mode == LoadMode::FullRefresh {
-        if let Some(c) = &t.cursor {
-            return Err(cx.err(c.span(), &key("cursor"), "a cursor only applies to mode = \"append\" or \"merge\""));
-        }
+    if mode == LoadMode::FullRefresh
+        && let Some(c) = &t.cursor
+    {
+        return Err(cx.err(c.span(), &key("cursor"), "a cursor only applies to mode = \"append\" or \"merge\""));
     }
     let lookback = match &t.lookback {
         Some(l) if *l.get_ref() < 0 => return Err(cx.err(l.span(), &key("lookback"), "cannot be negative")),
         Some(l) => *l.get_ref(),
         None => 0,
     };
-    if let (LoadMode::Append, Some(l)) = (mode, &t.lookback) {
-        if *l.get_ref() > 0 {
-            return Err(cx.err(
-                l.span(),
-                &key("lookback"),
-                "append mode cannot re-read rows: without a key a re-read row would be inserted twice; \
+    if let (LoadMode::Append, Some(l)) = (mode, &t.lookback)
+        && *l.get_ref() > 0
+    {
+        return Err(cx.err(
+            l.span(),
+            &key("lookback"),
+            "append mode cannot re-read rows: without a key a re-read row would be inserted twice; \
                  use mode = \"merge\" with a key to catch late commits",
-            ));
-        }
+        ));
     }
-    if let Some(sd) = &t.soft_delete_column {
-        if mode != LoadMode::Merge {
-            return Err(cx.err(sd.span(), &key("soft_delete_column"), "soft deletes apply to mode = \"merge\" only"));
-        }
+    if let Some(sd) = &t.soft_delete_column
+        && mode != LoadMode::Merge
+    {
+        return Err(cx.err(sd.span(), &key("soft_delete_column"), "soft deletes apply to mode = \"merge\" only"));
     }
     let mut casts = BTreeMap::new();
     for (col, to) in &t.cast {
@@ -128,7 +148,11 @@ fn table(
             "numeric" => Cast::Numeric,
             "bignumeric" => Cast::BigNumeric,
             other => {
-                return Err(cx.err(to.span(), &key(&format!("cast.{col}")), format!("{other:?}: use \"text\", \"numeric\" or \"bignumeric\"")));
+                return Err(cx.err(
+                    to.span(),
+                    &key(&format!("cast.{col}")),
+                    format!("{other:?}: use \"text\", \"numeric\" or \"bignumeric\""),
+                ));
             }
         };
         casts.insert(col.clone(), cast);
@@ -156,7 +180,11 @@ fn table(
                 (g, None, None, None) => {
                     let g = g.unwrap_or_else(|| "DAY".into()).to_ascii_uppercase();
                     if !["HOUR", "DAY", "MONTH", "YEAR"].contains(&g.as_str()) {
-                        return Err(cx.err(span, &key("partition.granularity"), format!("{g:?}: use HOUR, DAY, MONTH or YEAR")));
+                        return Err(cx.err(
+                            span,
+                            &key("partition.granularity"),
+                            format!("{g:?}: use HOUR, DAY, MONTH or YEAR"),
+                        ));
                     }
                     Partition::Time { column: p.column, granularity: g }
                 }
@@ -173,21 +201,23 @@ fn table(
             })
         }
     };
-    if let (LoadMode::Merge, Some(p), Some(c)) = (mode, &partition, &cursor) {
-        if p.column() == c {
-            return Err(cx.err(
-                span.clone(),
-                &key("partition"),
-                "a merge target cannot be partitioned by its cursor: the cursor changes with every update, \
+    if let (LoadMode::Merge, Some(p), Some(c)) = (mode, &partition, &cursor)
+        && p.column() == c
+    {
+        return Err(cx.err(
+            span.clone(),
+            &key("partition"),
+            "a merge target cannot be partitioned by its cursor: the cursor changes with every update, \
                  so a row's old version would sit in another partition; partition by a column that does not \
                  change (e.g. created_at)",
-            ));
-        }
+        ));
     }
     let schema_changes = match t.schema_changes.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
         None | Some(("evolve", _)) => SchemaChanges::Evolve,
         Some(("refuse", _)) => SchemaChanges::Refuse,
-        Some((other, s)) => return Err(cx.err(s, &key("schema_changes"), format!("{other:?}: use \"evolve\" or \"refuse\""))),
+        Some((other, s)) => {
+            return Err(cx.err(s, &key("schema_changes"), format!("{other:?}: use \"evolve\" or \"refuse\"")));
+        }
     };
     let target_options = TargetOptions {
         partition,
@@ -226,4 +256,3 @@ fn split_source(s: &str) -> Option<(Option<String>, String)> {
         _ => None,
     }
 }
-

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::config::{parse, ConfigError, CredentialsFrom, Engine, LoadMode, TableSource, UrlFrom};
+use crate::config::{ConfigError, CredentialsFrom, Engine, LoadMode, TableSource, UrlFrom, parse};
 
 const GOOD: &str = r#"
 [source]
@@ -101,7 +101,9 @@ fn both_credentials_kinds_is_an_error() {
 #[test]
 fn incremental_tables_and_queries_are_validated() {
     let base = GOOD.split("[[tables]]").next().unwrap().to_owned();
-    let ok = format!("{base}[[tables]]\nsource = \"orders\"\nmode = \"merge\"\ncursor = \"updated_at\"\nlookback = 300\n\n[[tables]]\nquery = \"SELECT 1 AS x\"\ntarget = \"q\"\n");
+    let ok = format!(
+        "{base}[[tables]]\nsource = \"orders\"\nmode = \"merge\"\ncursor = \"updated_at\"\nlookback = 300\n\n[[tables]]\nquery = \"SELECT 1 AS x\"\ntarget = \"q\"\n"
+    );
     let c = parse(Path::new("c.toml"), &ok).unwrap();
     assert_eq!(c.tables[0].mode, LoadMode::Merge);
     assert_eq!(c.tables[0].lookback, 300);

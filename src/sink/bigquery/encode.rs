@@ -3,9 +3,7 @@
 //! under the Storage Write API's 10 MB limit.
 
 use arrow_array::RecordBatch;
-use arrow_ipc::writer::{
-    write_message, DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions,
-};
+use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions, write_message};
 use arrow_schema::Schema;
 
 /// The API refuses requests of 10,485,760 bytes or more; leave room for the envelope

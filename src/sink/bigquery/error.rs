@@ -28,14 +28,9 @@ pub enum SinkError {
 }
 
 fn format_rows(rows: &[(i64, String)]) -> String {
-    let shown: Vec<String> =
-        rows.iter().take(5).map(|(i, m)| format!("row {i}: {m}")).collect();
+    let shown: Vec<String> = rows.iter().take(5).map(|(i, m)| format!("row {i}: {m}")).collect();
     let more = rows.len().saturating_sub(5);
-    if more > 0 {
-        format!("{} (and {more} more)", shown.join("; "))
-    } else {
-        shown.join("; ")
-    }
+    if more > 0 { format!("{} (and {more} more)", shown.join("; ")) } else { shown.join("; ") }
 }
 
 impl SinkError {
@@ -44,9 +39,7 @@ impl SinkError {
         match self {
             SinkError::Auth(e) => e.is_transient(),
             SinkError::Transport { .. } => true,
-            SinkError::Http { status, .. } => {
-                *status >= 500 || *status == 429 || *status == 408
-            }
+            SinkError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             SinkError::Grpc { transient, .. } => *transient,
             _ => false,
         }

@@ -9,19 +9,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 
-use super::encode::{schema_bytes, split_encode, MAX_ROWS_BYTES};
+use super::encode::{MAX_ROWS_BYTES, schema_bytes, split_encode};
 use super::error::SinkError;
 use super::schema::{self, quote};
 use super::sql::{self, Load, Merge};
 use super::write::AppendStream;
-use super::{target, BigQuerySink};
+use super::{BigQuerySink, target};
 use crate::config::{LoadMode, TableConfig};
 use crate::failpoint;
 use crate::sink::{LoadPlan, LoadStats, TableLoad};
-use crate::source::window::Watermark;
 use crate::source::ReadStats;
+use crate::source::window::Watermark;
 use crate::state::{Record, StateStore};
-use crate::types::{arrow_schema, BqField, BqType};
+use crate::types::{BqField, BqType, arrow_schema};
 
 /// How long the final transaction may take.
 const TRANSACTION_DEADLINE: Duration = Duration::from_secs(30 * 60);
@@ -71,7 +71,14 @@ impl BigQueryLoad {
             "aurora2bq staging for {}, run {}; dropped after the load, expires on its own",
             table.target, sink.run_id
         );
-        let resource = schema::table_resource(&sink.dest.project, &sink.dest.dataset, &staging, &fields, Some(expires_ms), Some(&description));
+        let resource = schema::table_resource(
+            &sink.dest.project,
+            &sink.dest.dataset,
+            &staging,
+            &fields,
+            Some(expires_ms),
+            Some(&description),
+        );
         sink.rest.create_table(&sink.dest.dataset, &resource).await?;
         failpoint::hit("after-create-staging");
         let begun = async {
@@ -120,9 +127,20 @@ impl BigQueryLoad {
         let Some(p) = &self.table.target_options.partition else { return Ok(None) };
         let col = p.column().to_owned();
         let Some(ty) = self.fields.iter().find(|f| f.name == col).map(|f| f.ty) else { return Ok(None) };
-        let as_text = |e: String| if ty == BqType::Timestamp { format!("CAST(UNIX_MICROS({e}) AS STRING)") } else { format!("CAST({e} AS STRING)") };
+        let as_text = |e: String| {
+            if ty == BqType::Timestamp {
+                format!("CAST(UNIX_MICROS({e}) AS STRING)")
+            } else {
+                format!("CAST({e} AS STRING)")
+            }
+        };
         let c = quote(&[&col]);
-        let sql = format!("SELECT {}, {} FROM {}", as_text(format!("MIN({c})")), as_text(format!("MAX({c})")), self.q(&self.staging));
+        let sql = format!(
+            "SELECT {}, {} FROM {}",
+            as_text(format!("MIN({c})")),
+            as_text(format!("MAX({c})")),
+            self.q(&self.staging)
+        );
         let r = self.sink.rest.query("finding the staging rows' partitions", &sql, TRANSACTION_DEADLINE).await?;
         let row = r.rows.first();
         let get = |i: usize| row.and_then(|r| r.get(i)).and_then(|v| v.as_str()).and_then(|t| sql::literal(ty, t));
@@ -186,7 +204,8 @@ impl BigQueryLoad {
             return Ok(stats);
         }
         target::ensure(&self.sink, &self.table, &self.target_fields()).await?;
-        let state = StateStore { rest: &self.sink.rest, project: &self.sink.dest.project, dataset: &self.sink.dest.dataset };
+        let state =
+            StateStore { rest: &self.sink.rest, project: &self.sink.dest.project, dataset: &self.sink.dest.dataset };
         let record = Record {
             target: &self.table.target,
             source: &self.source_name,
@@ -216,7 +235,14 @@ impl BigQueryLoad {
         // With a delay (`during-transaction@MS`) this stops the process while the
         // transaction is in flight at BigQuery.
         failpoint::hit("during-transaction");
-        self.sink.rest.query(&format!("loading {} (one transaction with its watermark)", self.table.target), &sql, TRANSACTION_DEADLINE).await?;
+        self.sink
+            .rest
+            .query(
+                &format!("loading {} (one transaction with its watermark)", self.table.target),
+                &sql,
+                TRANSACTION_DEADLINE,
+            )
+            .await?;
         failpoint::hit("after-transaction");
         Ok(stats)
     }

@@ -23,8 +23,8 @@ use self::load::BigQueryLoad;
 use self::rest::RestClient;
 use self::write::WriteClient;
 use super::{LoadPlan, Sink, TableLoad};
-use crate::auth::endpoints::{self, Policy, Service};
 use crate::auth::TokenSource;
+use crate::auth::endpoints::{self, Policy, Service};
 use crate::config::{Destination, GoogleConfig, TableConfig};
 use crate::source::window::Watermark;
 
@@ -54,13 +54,8 @@ impl BigQuerySink {
             google.storage_write_url.as_str(),
         )
         .map_err(SinkError::Config)?;
-        let rest = RestClient::new(
-            http,
-            &google.bigquery_url,
-            tokens.clone(),
-            dest.project.clone(),
-            dest.location.clone(),
-        );
+        let rest =
+            RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone());
         let write = WriteClient::new(&google.storage_write_url, tokens)?;
         Ok(Self { rest, write, dest: dest.clone(), run_id })
     }
@@ -83,7 +78,14 @@ impl BigQuerySink {
         let fields = [crate::types::BqField { name: "probe".into(), ty: crate::types::BqType::Int64, repeated: false }];
         let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
         let ms = expires.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-        let resource = schema::table_resource(&self.dest.project, &self.dest.dataset, &table, &fields, Some(ms), Some("aurora2bq doctor probe"));
+        let resource = schema::table_resource(
+            &self.dest.project,
+            &self.dest.dataset,
+            &table,
+            &fields,
+            Some(ms),
+            Some("aurora2bq doctor probe"),
+        );
         self.rest.create_table(&self.dest.dataset, &resource).await?;
         let streamed = async {
             let stream = self.write.create_pending_stream(&self.table_path(&table)).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::error::SinkError;
 use crate::auth::TokenSource;
@@ -74,7 +74,9 @@ impl RestClient {
                 detail: crate::http::error_chain(&e),
                 attempts: 1,
             })?;
-            let v: Value = if text.trim().is_empty() { Value::Null } else {
+            let v: Value = if text.trim().is_empty() {
+                Value::Null
+            } else {
                 serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }))
             };
             if crate::http::is_transient_status(status) || is_rate_limited(status, &v) {
@@ -227,11 +229,7 @@ fn is_rate_limited(status: StatusCode, v: &Value) -> bool {
 }
 
 fn ok_or(status: StatusCode, v: Value, what: &str, c: &RestClient) -> Result<Value, SinkError> {
-    if status.is_success() {
-        Ok(v)
-    } else {
-        Err(http_error(what, status, &v, c))
-    }
+    if status.is_success() { Ok(v) } else { Err(http_error(what, status, &v, c)) }
 }
 
 fn http_error(what: &str, status: StatusCode, v: &Value, c: &RestClient) -> SinkError {

@@ -1,7 +1,7 @@
 //! BigQuery table resources and DDL from the mapped columns, and the comparison of a
 //! source schema with an existing target.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::types::{BqField, BqType};
 
@@ -91,11 +91,9 @@ pub fn diff(target: &[(String, Option<BqType>, bool)], source: &[BqField]) -> Sc
     for f in source {
         match target.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(&f.name)) {
             None => d.added.push(f.clone()),
-            Some((n, ty, rep)) if *ty != Some(f.ty) || *rep != f.repeated => d.changed.push((
-                n.clone(),
-                type_label(*ty, *rep),
-                type_label(Some(f.ty), f.repeated),
-            )),
+            Some((n, ty, rep)) if *ty != Some(f.ty) || *rep != f.repeated => {
+                d.changed.push((n.clone(), type_label(*ty, *rep), type_label(Some(f.ty), f.repeated)))
+            }
             Some(_) => {}
         }
     }

@@ -75,12 +75,17 @@ impl Load<'_> {
             None => "FALSE".into(),
         };
         let (cols, select) = self.lists(Some("S"));
-        let mut set: Vec<String> = self.columns.iter().filter(|c| !m.key.contains(c)).map(|c| format!("{0} = S.{0}", q(c))).collect();
+        let mut set: Vec<String> =
+            self.columns.iter().filter(|c| !m.key.contains(c)).map(|c| format!("{0} = S.{0}", q(c))).collect();
         if let Some((at, run)) = self.metadata {
             set.push(format!("{} = TIMESTAMP_MICROS({at})", q(EXTRACTED_AT)));
             set.push(format!("{} = {}", q(RUN_ID), string_literal(run)));
         }
-        let update = if set.is_empty() { String::new() } else { format!(" WHEN MATCHED AND {newer} THEN UPDATE SET {}", set.join(", ")) };
+        let update = if set.is_empty() {
+            String::new()
+        } else {
+            format!(" WHEN MATCHED AND {newer} THEN UPDATE SET {}", set.join(", "))
+        };
         format!(
             "MERGE {t} T USING {dedup} S ON {on} \
              WHEN MATCHED AND {newer} AND {deleted} THEN DELETE{update} \
@@ -118,7 +123,8 @@ mod tests {
     #[test]
     fn merge_dedups_prefers_newer_and_applies_soft_deletes() {
         let cols = vec!["id".to_string(), "v".into(), "updated_at".into(), "deleted_at".into()];
-        let load = Load { target: "`p.d.t`".into(), staging: "`p.d.s`".into(), columns: &cols, metadata: Some((5, "r1")) };
+        let load =
+            Load { target: "`p.d.t`".into(), staging: "`p.d.s`".into(), columns: &cols, metadata: Some((5, "r1")) };
         let m = Merge {
             key: vec!["id".into()],
             cursor: "updated_at".into(),
@@ -137,7 +143,8 @@ mod tests {
     #[test]
     fn replace_and_append_carry_metadata() {
         let cols = vec!["id".to_string()];
-        let load = Load { target: "`p.d.t`".into(), staging: "`p.d.s`".into(), columns: &cols, metadata: Some((7, "run")) };
+        let load =
+            Load { target: "`p.d.t`".into(), staging: "`p.d.s`".into(), columns: &cols, metadata: Some((7, "run")) };
         assert_eq!(
             load.append(),
             "INSERT INTO `p.d.t` (`id`, `_aurora2bq_extracted_at`, `_aurora2bq_run_id`) SELECT `id`, TIMESTAMP_MICROS(7), 'run' FROM `p.d.s`"

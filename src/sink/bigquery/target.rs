@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use super::BigQuerySink;
 use super::error::SinkError;
 use super::schema::{self, quote};
-use super::BigQuerySink;
 use crate::config::{Partition, SchemaChanges, TableConfig};
 use crate::types::{BqField, BqType};
 
@@ -77,7 +77,10 @@ pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]
             matches!((t, s), (Some(t), Some(s)) if widens(t, s))
         });
     let policy = table.schema_changes;
-    if !refuse.is_empty() || (policy == SchemaChanges::Refuse && (!widen.is_empty() || !diff.added.is_empty() || !diff.missing_in_source.is_empty())) {
+    if !refuse.is_empty()
+        || (policy == SchemaChanges::Refuse
+            && (!widen.is_empty() || !diff.added.is_empty() || !diff.missing_in_source.is_empty()))
+    {
         return Err(SinkError::Schema { table: target.clone(), detail: describe(&diff, &refuse, &widen, policy) });
     }
     if !diff.missing_in_source.is_empty() {
@@ -112,16 +115,27 @@ pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]
     sink.rest.patch_schema(dataset, target, &json!({ "fields": merged })).await
 }
 
-fn types(current: &[(String, Option<BqType>, bool)], fields: &[BqField], name: &str) -> (Option<BqType>, Option<BqType>) {
+fn types(
+    current: &[(String, Option<BqType>, bool)],
+    fields: &[BqField],
+    name: &str,
+) -> (Option<BqType>, Option<BqType>) {
     let t = current.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, t, _)| *t);
     let s = fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.ty);
     (t, s)
 }
 
-fn describe(diff: &schema::SchemaDiff, refuse: &[&(String, String, String)], widen: &[&(String, String, String)], policy: SchemaChanges) -> String {
+fn describe(
+    diff: &schema::SchemaDiff,
+    refuse: &[&(String, String, String)],
+    widen: &[&(String, String, String)],
+    policy: SchemaChanges,
+) -> String {
     let mut what = Vec::new();
     for (n, t, s) in refuse {
-        what.push(format!("column {n} is {t} in BigQuery but the source now gives {s}, which BigQuery cannot convert in place"));
+        what.push(format!(
+            "column {n} is {t} in BigQuery but the source now gives {s}, which BigQuery cannot convert in place"
+        ));
     }
     if policy == SchemaChanges::Refuse {
         for (n, t, s) in widen {

@@ -4,7 +4,7 @@
 
 use sqlx::{Column, Executor, MySqlConnection, Row, SqlSafeStr, Statement, TypeInfo};
 
-use super::mapping::{quote_ident, MyColumn};
+use super::mapping::{MyColumn, quote_ident};
 use crate::config::{TableConfig, TableSource};
 use crate::source::SourceError;
 
@@ -86,7 +86,8 @@ async fn describe_table(
             .as_database_error()
             .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
             .is_some_and(|m| matches!(m.number(), 1142 | 1143));
-        let user: String = sqlx::query_scalar("SELECT CAST(CURRENT_USER() AS CHAR)").fetch_one(&mut *conn).await.unwrap_or_default();
+        let user: String =
+            sqlx::query_scalar("SELECT CAST(CURRENT_USER() AS CHAR)").fetch_one(&mut *conn).await.unwrap_or_default();
         return Err(if denied { SourceError::NoSelect { table: display_name, user } } else { q("reading it", e) });
     }
     Ok(Catalog { display_name, from, columns, primary_key })

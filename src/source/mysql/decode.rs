@@ -5,7 +5,7 @@
 use super::mapping::MyKind;
 use crate::source::batch::ColumnBuilder;
 use crate::source::decimal_text;
-use crate::types::{limits, BIGNUMERIC_SCALE, NUMERIC_SCALE};
+use crate::types::{BIGNUMERIC_SCALE, NUMERIC_SCALE, limits};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Bad {
@@ -36,7 +36,10 @@ fn int(b: &[u8]) -> Result<i64, Bad> {
     // Accumulate negatively so that i64::MIN fits.
     let mut v: i64 = 0;
     for c in d {
-        v = v.checked_mul(10).and_then(|v| v.checked_sub((c - b'0') as i64)).ok_or_else(|| not_a(b, "a 64-bit integer"))?;
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_sub((c - b'0') as i64))
+            .ok_or_else(|| not_a(b, "a 64-bit integer"))?;
     }
     if neg { Ok(v) } else { v.checked_neg().ok_or_else(|| not_a(b, "a 64-bit integer")) }
 }
@@ -108,7 +111,12 @@ fn time_micros(b: &[u8]) -> Result<i64, Bad> {
         None => (b, &b[..0]),
     };
     let mut parts = hms.split(|c| *c == b':');
-    let (h, m, sec) = match (parts.next().and_then(digits), parts.next().and_then(digits), parts.next().and_then(digits), parts.next()) {
+    let (h, m, sec) = match (
+        parts.next().and_then(digits),
+        parts.next().and_then(digits),
+        parts.next().and_then(digits),
+        parts.next(),
+    ) {
         (Some(h), Some(m), Some(sec), None) if m < 60 && sec < 60 => (h, m, sec),
         _ => return Err(not_a(b, "a time")),
     };
@@ -166,7 +174,10 @@ impl MyKind {
             MyKind::Date => {
                 let d = days(raw)?;
                 if !(limits::MIN_DATE_DAYS..=limits::MAX_DATE_DAYS).contains(&d) {
-                    return Err(Bad::Other(format!("{} is outside BigQuery's range 0001-01-01 to 9999-12-31", String::from_utf8_lossy(raw))));
+                    return Err(Bad::Other(format!(
+                        "{} is outside BigQuery's range 0001-01-01 to 9999-12-31",
+                        String::from_utf8_lossy(raw)
+                    )));
                 }
                 out.push_date(d as i32)
             }

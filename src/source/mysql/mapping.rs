@@ -2,8 +2,8 @@
 //! stands in for it in tests), and how each column is selected and decoded.
 
 use crate::config::Cast;
-use crate::source::plan::PlanError;
 use crate::source::Column;
+use crate::source::plan::PlanError;
 use crate::types::{BqField, BqType};
 
 /// How a value's text (the text protocol) is read.
@@ -111,7 +111,9 @@ pub fn plan(c: &MyColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanError> {
     Ok(match cast {
         Some(Cast::Text) => make(MyKind::Text, BqType::String, format!("CAST({q} AS CHAR CHARACTER SET utf8mb4)")),
         Some(Cast::Numeric | Cast::BigNumeric) if !is_decimal => {
-            return Err(PlanError::Invalid("cast to numeric or bignumeric applies to decimal columns only; use \"text\"".into()));
+            return Err(PlanError::Invalid(
+                "cast to numeric or bignumeric applies to decimal columns only; use \"text\"".into(),
+            ));
         }
         Some(Cast::Numeric) => make(MyKind::Numeric, BqType::Numeric, q),
         Some(Cast::BigNumeric) => make(MyKind::BigNumeric, BqType::BigNumeric, q),

@@ -51,13 +51,13 @@ impl MySqlSource {
             options = options.ssl_mode(MySqlSslMode::VerifyIdentity).ssl_ca(ca);
         }
         let inner = MyInner {
-                spare: std::sync::Mutex::new(None),
-                options,
-                target,
-                connect_timeout: config.connect_timeout,
-                statement_timeout: config.statement_timeout,
-                limits,
-                zero_dates: config.zero_dates,
+            spare: std::sync::Mutex::new(None),
+            options,
+            target,
+            connect_timeout: config.connect_timeout,
+            statement_timeout: config.statement_timeout,
+            limits,
+            zero_dates: config.zero_dates,
         };
         let first = inner.connection().await?;
         *inner.spare.lock().expect("spare lock") = Some(first);
@@ -78,7 +78,8 @@ impl MyInner {
         // UTC makes TIMESTAMP text an instant; set explicitly, whatever the server default.
         let mut setup = "SET time_zone = '+00:00'; SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_string();
         if let Some(t) = self.statement_timeout {
-            let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)").fetch_one(&mut conn).await.map_err(err)?;
+            let version: String =
+                sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)").fetch_one(&mut conn).await.map_err(err)?;
             if version.contains("MariaDB") {
                 setup.push_str(&format!("; SET SESSION max_statement_time = {}", t.as_secs_f64()));
             } else {
@@ -95,10 +96,9 @@ impl Source for MySqlSource {
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
-        sqlx::raw_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            .execute(&mut conn)
-            .await
-            .map_err(|source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source })?;
+        sqlx::raw_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").execute(&mut conn).await.map_err(
+            |source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source },
+        )?;
         let catalog = catalog::describe(&mut conn, table).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
         let window = match window {
@@ -123,7 +123,8 @@ async fn window_sql(
     let table = catalog.display_name.as_str();
     let bad = |detail: String| SourceError::Config { table: table.to_owned(), detail };
     let find = |c: &str| plans.iter().find(|p| p.column.name == c);
-    let cursor = find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
+    let cursor =
+        find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
     if !window_sql::cursor_ok(cursor.kind) || cursor.expr != mapping::quote_ident(&w.cursor) {
         return Err(bad(format!(
             "cursor column {:?} is {}; a cursor must be a DATETIME, TIMESTAMP, DATE or integer column",
@@ -138,12 +139,9 @@ async fn window_sql(
     }
     let upper = match window_sql::upper_sql(cursor.kind) {
         None => None,
-        Some(sql) => Some(
-            sqlx::query_scalar::<_, String>(sql)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|source| SourceError::Query { table: table.to_owned(), what: "reading the database clock", source })?,
-        ),
+        Some(sql) => Some(sqlx::query_scalar::<_, String>(sql).fetch_one(&mut *conn).await.map_err(|source| {
+            SourceError::Query { table: table.to_owned(), what: "reading the database clock", source }
+        })?),
     };
     let mut window = w.clone();
     window.key = key_names.clone();

@@ -8,10 +8,10 @@ use futures_util::TryStreamExt;
 use sqlx::{Connection, MySqlConnection, Row};
 use tokio::sync::mpsc;
 
+use super::MyInner;
 use super::decode::Bad;
 use super::mapping::ColumnPlan;
 use super::window_sql::WindowSql;
-use super::MyInner;
 use crate::config::ZeroDates;
 use crate::source::batch::BatchAssembler;
 use crate::source::{ReadStats, SourceError, TableRead, TableSchema};
@@ -55,8 +55,12 @@ impl TableRead for MyTableRead {
         let sql = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.from);
         let limits = self.inner.limits;
         let mut assembler = BatchAssembler::new(&self.schema.fields(), limits.rows, limits.bytes);
-        let keys: Vec<usize> =
-            self.schema.primary_key.iter().filter_map(|k| self.plans.iter().position(|p| &p.column.name == k)).collect();
+        let keys: Vec<usize> = self
+            .schema
+            .primary_key
+            .iter()
+            .filter_map(|k| self.plans.iter().position(|p| &p.column.name == k))
+            .collect();
         let mut stats = ReadStats::default();
         {
             let mut rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch(&mut self.conn);
@@ -86,7 +90,12 @@ impl TableRead for MyTableRead {
                                 Bad::Other(m) => m.replace("COLUMN", &plan.column.name),
                             };
                             let key = render_key(&row, &self.plans, &keys, stats.rows);
-                            return Err(SourceError::Value { table: table.clone(), column: plan.column.name.clone(), key, detail });
+                            return Err(SourceError::Value {
+                                table: table.clone(),
+                                column: plan.column.name.clone(),
+                                key,
+                                detail,
+                            });
                         }
                     }
                 }
@@ -112,7 +121,9 @@ impl TableRead for MyTableRead {
                     Ok(String::from_utf8_lossy(raw.unwrap_or_default()).into_owned())
                 };
                 let keys = (1..=w.keys.len()).map(text).collect::<Result<Vec<_>, _>>()?;
-                let wm = w.watermark(&text(0)?, keys).map_err(|detail| SourceError::Protocol { table: table.clone(), detail })?;
+                let wm = w
+                    .watermark(&text(0)?, keys)
+                    .map_err(|detail| SourceError::Protocol { table: table.clone(), detail })?;
                 stats.watermark = Some(wm);
             }
         }

@@ -4,7 +4,7 @@
 
 use super::decode::cursor_int;
 use super::mapping::{ColumnPlan, MyKind};
-use crate::source::window::{condition, watermark_query, CursorValue, KeyValue, Lower, Watermark, Window};
+use crate::source::window::{CursorValue, KeyValue, Lower, Watermark, Window, condition, watermark_query};
 
 pub struct WindowSql {
     pub cursor: String,
@@ -85,8 +85,12 @@ fn minus(kind: MyKind, v: &CursorValue, back: i64) -> CursorValue {
     match v {
         CursorValue::Int(n) => CursorValue::Int(n.saturating_sub(back)),
         CursorValue::Date(d) => CursorValue::Date(d.saturating_sub(back as i32)),
-        CursorValue::Timestamp(us) if kind == MyKind::Timestamp => CursorValue::Timestamp(us.saturating_sub(back * 1_000_000)),
-        CursorValue::Timestamp(us) | CursorValue::Datetime(us) => CursorValue::Datetime(us.saturating_sub(back * 1_000_000)),
+        CursorValue::Timestamp(us) if kind == MyKind::Timestamp => {
+            CursorValue::Timestamp(us.saturating_sub(back * 1_000_000))
+        }
+        CursorValue::Timestamp(us) | CursorValue::Datetime(us) => {
+            CursorValue::Datetime(us.saturating_sub(back * 1_000_000))
+        }
     }
 }
 
@@ -94,7 +98,9 @@ impl WindowSql {
     pub fn condition(&self) -> String {
         let lower = match &self.window.after {
             None => Lower::Everything,
-            Some(w) if self.window.lookback > 0 => Lower::From(text_of(self.kind, &minus(self.kind, &w.cursor, self.window.lookback))),
+            Some(w) if self.window.lookback > 0 => {
+                Lower::From(text_of(self.kind, &minus(self.kind, &w.cursor, self.window.lookback)))
+            }
             Some(w) => Lower::After {
                 columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),
                 values: std::iter::once(text_of(self.kind, &w.cursor))
@@ -126,12 +132,7 @@ impl WindowSql {
             MyKind::Timestamp => CursorValue::Timestamp(n),
             _ => CursorValue::Datetime(n),
         };
-        let key = self
-            .keys
-            .iter()
-            .zip(keys)
-            .map(|((_, ty), text)| KeyValue { ty: ty.name(), text })
-            .collect();
+        let key = self.keys.iter().zip(keys).map(|((_, ty), text)| KeyValue { ty: ty.name(), text }).collect();
         Ok(Watermark { cursor, key })
     }
 }

@@ -160,7 +160,11 @@ async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str)
         .bind(&atts)
         .fetch_all(&mut *conn)
         .await
-        .map_err(|source| SourceError::Query { table: label.clone(), what: "reading the query's column types", source })?;
+        .map_err(|source| SourceError::Query {
+            table: label.clone(),
+            what: "reading the query's column types",
+            source,
+        })?;
     let columns = rows.iter().zip(names).map(|(r, n)| column(n, r)).collect();
     Ok(Catalog { display_name: label, from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })
 }

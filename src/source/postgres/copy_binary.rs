@@ -109,10 +109,7 @@ mod tests {
     /// Feeds the stream in pieces of every size and checks the same tuples come out.
     #[test]
     fn any_chunking_yields_the_same_tuples() {
-        let rows = vec![
-            vec![Some(&b"abc"[..]), None],
-            vec![Some(&b""[..]), Some(&b"\x00\x01"[..])],
-        ];
+        let rows = vec![vec![Some(&b"abc"[..]), None], vec![Some(&b""[..]), Some(&b"\x00\x01"[..])]];
         let data = stream(&rows);
         for chunk in 1..data.len() {
             let mut framer = Framer::default();

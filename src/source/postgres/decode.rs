@@ -56,9 +56,11 @@ impl PgKind {
             PgKind::Float4 => out.push_f64(f32::from_be_bytes(fixed(raw)?) as f64),
             PgKind::Float8 => out.push_f64(f64::from_be_bytes(fixed(raw)?)),
             PgKind::Numeric => out.push_i128(PgNumeric::parse(raw)?.to_i128(9)?),
-            PgKind::BigNumeric => out.push_i256(PgNumeric::parse(raw)?.to_i256(38).map_err(|e| {
-                format!("{e}; read this column as text instead with `cast = {{ COLUMN = \"text\" }}`")
-            })?),
+            PgKind::BigNumeric => {
+                out.push_i256(PgNumeric::parse(raw)?.to_i256(38).map_err(|e| {
+                    format!("{e}; read this column as text instead with `cast = {{ COLUMN = \"text\" }}`")
+                })?)
+            }
             PgKind::NumericText => out.push_str(&PgNumeric::parse(raw)?.to_text()),
             PgKind::Text => out.push_str(utf8(raw)?),
             PgKind::Jsonb => match raw.split_first() {
@@ -88,7 +90,9 @@ impl PgKind {
     /// Appends one non-NULL one-dimensional array of this element kind as a list.
     pub fn decode_array(self, raw: &[u8], out: &mut ColumnBuilder) -> Result<(), String> {
         let int = |at: usize| -> Result<i32, String> {
-            raw.get(at..at + 4).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes"))).ok_or_else(|| "truncated array".to_string())
+            raw.get(at..at + 4)
+                .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+                .ok_or_else(|| "truncated array".to_string())
         };
         let ndim = int(0)?;
         if ndim == 0 {
@@ -130,9 +134,7 @@ impl PgKind {
             PgKind::Int8 => fixed(raw).map(|b| i64::from_be_bytes(b).to_string()),
             PgKind::Text => utf8(raw).map(|s| format!("{s:?}")),
             PgKind::Uuid => fixed(raw).map(|b| uuid::Uuid::from_bytes(b).to_string()),
-            PgKind::Numeric | PgKind::BigNumeric | PgKind::NumericText => {
-                PgNumeric::parse(raw).map(|n| n.to_text())
-            }
+            PgKind::Numeric | PgKind::BigNumeric | PgKind::NumericText => PgNumeric::parse(raw).map(|n| n.to_text()),
             PgKind::Date => fixed(raw).map(|b| format!("date {}", i32::from_be_bytes(b))),
             PgKind::Timestamp => fixed(raw).map(|b| format!("µs {}", i64::from_be_bytes(b))),
             _ => Err(String::new()),

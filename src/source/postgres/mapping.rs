@@ -1,11 +1,11 @@
 //! The one BigQuery type for each PostgreSQL type (docs/types.md), and how each column is
 //! selected and decoded. Types with no exact binary counterpart are selected as text.
 
-use super::catalog::{quote_ident, CatalogColumn};
+use super::catalog::{CatalogColumn, quote_ident};
 use super::decode::PgKind;
 use crate::config::Cast;
-use crate::source::plan::PlanError;
 use crate::source::Column;
+use crate::source::plan::PlanError;
 use crate::types::{BqField, BqType};
 
 /// How one column is read.
@@ -43,8 +43,8 @@ fn scalar(typname: &str, typtype: &str, typmod: i32) -> Option<(PgKind, BqType, 
         "bytea" => (PgKind::Bytea, BqType::Bytes, None),
         "uuid" => (PgKind::Uuid, BqType::String, None),
         // No exact BigQuery type (or none the Storage Write API takes): their text form.
-        "interval" | "timetz" | "inet" | "cidr" | "macaddr" | "macaddr8" | "bit" | "varbit" | "xml"
-        | "tsvector" | "tsquery" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle" => {
+        "interval" | "timetz" | "inet" | "cidr" | "macaddr" | "macaddr8" | "bit" | "varbit" | "xml" | "tsvector"
+        | "tsquery" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle" => {
             (PgKind::Text, BqType::String, Some("text"))
         }
         _ if typtype == "e" => (PgKind::Text, BqType::String, None),
@@ -86,7 +86,8 @@ pub fn plan(c: &CatalogColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanErr
     let is_numeric = c.typname == "numeric";
     match cast {
         Some(Cast::Text) => {
-            let (expr, array) = if c.elem.is_some() { (format!("{q}::text[]"), true) } else { (format!("{q}::text"), false) };
+            let (expr, array) =
+                if c.elem.is_some() { (format!("{q}::text[]"), true) } else { (format!("{q}::text"), false) };
             return Ok(ColumnPlan { column: field(BqType::String, array), expr, kind: PgKind::Text, array });
         }
         Some(Cast::Numeric) | Some(Cast::BigNumeric) if !is_numeric => {
@@ -94,15 +95,32 @@ pub fn plan(c: &CatalogColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanErr
                 "cast to numeric or bignumeric applies to numeric columns only; use \"text\"".into(),
             ));
         }
-        Some(Cast::Numeric) => return Ok(ColumnPlan { column: field(BqType::Numeric, false), expr: q, kind: PgKind::Numeric, array: false }),
+        Some(Cast::Numeric) => {
+            return Ok(ColumnPlan {
+                column: field(BqType::Numeric, false),
+                expr: q,
+                kind: PgKind::Numeric,
+                array: false,
+            });
+        }
         Some(Cast::BigNumeric) => {
-            return Ok(ColumnPlan { column: field(BqType::BigNumeric, false), expr: q, kind: PgKind::BigNumeric, array: false });
+            return Ok(ColumnPlan {
+                column: field(BqType::BigNumeric, false),
+                expr: q,
+                kind: PgKind::BigNumeric,
+                array: false,
+            });
         }
         None => {}
     }
     // inet's cast to text always shows the netmask; abbrev() is its output form ("::1").
     if c.typname == "inet" {
-        return Ok(ColumnPlan { column: field(BqType::String, false), expr: format!("abbrev({q})"), kind: PgKind::Text, array: false });
+        return Ok(ColumnPlan {
+            column: field(BqType::String, false),
+            expr: format!("abbrev({q})"),
+            kind: PgKind::Text,
+            array: false,
+        });
     }
     if c.elem.as_ref().is_some_and(|(e, _)| e == "inet") {
         let expr = format!("ARRAY(SELECT abbrev(e) FROM unnest({q}) WITH ORDINALITY AS u(e, n) ORDER BY n)");
@@ -118,7 +136,12 @@ pub fn plan(c: &CatalogColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanErr
         return Ok(ColumnPlan { column: field(ty, true), expr, kind, array: true });
     }
     if c.typname == "hstore" {
-        return Ok(ColumnPlan { column: field(BqType::Json, false), expr: format!("hstore_to_json({q})"), kind: PgKind::Text, array: false });
+        return Ok(ColumnPlan {
+            column: field(BqType::Json, false),
+            expr: format!("hstore_to_json({q})"),
+            kind: PgKind::Text,
+            array: false,
+        });
     }
     let (kind, ty, sql_cast) = scalar(&c.typname, &c.typtype, c.typmod).ok_or_else(unsupported)?;
     let expr = match sql_cast {

@@ -63,7 +63,13 @@ impl PgSource {
             settings.push(("statement_timeout".into(), format!("{}ms", t.as_millis())));
         }
         options = options.options(settings);
-        let inner = PgInner { spare: std::sync::Mutex::new(None), options, target, connect_timeout: config.connect_timeout, limits };
+        let inner = PgInner {
+            spare: std::sync::Mutex::new(None),
+            options,
+            target,
+            connect_timeout: config.connect_timeout,
+            limits,
+        };
         // Connect once now so a wrong URL or password fails before anything else happens.
         let first = inner.connection().await?;
         *inner.spare.lock().expect("spare lock") = Some(first);
@@ -89,10 +95,9 @@ impl Source for PgSource {
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
-        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut conn)
-            .await
-            .map_err(|source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source })?;
+        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut conn).await.map_err(
+            |source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source },
+        )?;
         let catalog = catalog::describe(&mut conn, table).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
         let window = match window {
@@ -119,7 +124,8 @@ async fn window_sql(
     let table = catalog.display_name.clone();
     let bad = |detail: String| SourceError::Config { table: table.clone(), detail };
     let find = |c: &str| plans.iter().find(|p| p.column.name == c);
-    let cursor = find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
+    let cursor =
+        find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
     let kind = CursorKind::of(cursor).ok_or_else(|| {
         bad(format!(
             "cursor column {:?} is {}; a cursor must be a timestamp, timestamptz, date or integer column",
@@ -138,7 +144,11 @@ async fn window_sql(
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {sql}")))
                 .fetch_one(&mut *conn)
                 .await
-                .map_err(|source| SourceError::Query { table: table.clone(), what: "reading the database clock", source })?
+                .map_err(|source| SourceError::Query {
+                    table: table.clone(),
+                    what: "reading the database clock",
+                    source,
+                })?
                 .get::<i64, _>(0),
         ),
     };

@@ -142,16 +142,8 @@ impl<'a> PgNumeric<'a> {
         while frac_part.len() < self.dscale as usize {
             frac_part.push('0');
         }
-        let sign = if self.negative && (int_part != "0" || frac_part.bytes().any(|b| b != b'0')) {
-            "-"
-        } else {
-            ""
-        };
-        if frac_part.is_empty() {
-            format!("{sign}{int_part}")
-        } else {
-            format!("{sign}{int_part}.{frac_part}")
-        }
+        let sign = if self.negative && (int_part != "0" || frac_part.bytes().any(|b| b != b'0')) { "-" } else { "" };
+        if frac_part.is_empty() { format!("{sign}{int_part}") } else { format!("{sign}{int_part}.{frac_part}") }
     }
 
     fn too_large(&self, target: &str) -> String {
@@ -159,10 +151,7 @@ impl<'a> PgNumeric<'a> {
     }
 
     fn does_not_fit(&self, target: &str, scale: u32) -> String {
-        format!(
-            "{} has more than {scale} decimal places and would be rounded in {target}",
-            self.to_text()
-        )
+        format!("{} has more than {scale} decimal places and would be rounded in {target}", self.to_text())
     }
 }
 

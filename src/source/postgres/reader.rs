@@ -9,11 +9,11 @@ use futures_util::StreamExt;
 use sqlx::{Connection, PgConnection, Row};
 use tokio::sync::mpsc;
 
-use super::catalog::{quote_ident, Catalog};
+use super::PgInner;
+use super::catalog::{Catalog, quote_ident};
 use super::copy_binary::{Framer, Next};
 use super::mapping::ColumnPlan;
 use super::window_sql::WindowSql;
-use super::PgInner;
 use crate::source::batch::BatchAssembler;
 use crate::source::{BatchLimits, ReadStats, SourceError, TableRead, TableSchema};
 
@@ -47,7 +47,13 @@ impl PgTableRead {
     /// Key ranges for parallel chunks, when the primary key is one integer column.
     async fn ranges(&mut self, condition: &str) -> Result<Vec<String>, SourceError> {
         let pk = match self.catalog.primary_key.as_slice() {
-            [one] if self.plans.iter().any(|p| &p.column.name == one && matches!(p.column.source_type.as_str(), "smallint" | "integer" | "bigint")) => one.clone(),
+            [one]
+                if self.plans.iter().any(|p| {
+                    &p.column.name == one && matches!(p.column.source_type.as_str(), "smallint" | "integer" | "bigint")
+                }) =>
+            {
+                one.clone()
+            }
             _ => {
                 tracing::warn!(table = %self.schema.display_name, "parallel_chunks needs a single-column integer primary key; reading in one chunk");
                 return Ok(Vec::new());
@@ -55,8 +61,13 @@ impl PgTableRead {
         };
         let k = quote_ident(&pk);
         let sql = format!("SELECT min({k})::int8, max({k})::int8 FROM {} WHERE {condition}", self.catalog.from);
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut self.conn).await.map_err(self.q("finding key ranges"))?;
-        let (Some(lo), Some(hi)) = (row.get::<Option<i64>, _>(0), row.get::<Option<i64>, _>(1)) else { return Ok(Vec::new()) };
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(self.q("finding key ranges"))?;
+        let (Some(lo), Some(hi)) = (row.get::<Option<i64>, _>(0), row.get::<Option<i64>, _>(1)) else {
+            return Ok(Vec::new());
+        };
         let n = self.chunks as i128;
         let bound = |i: i128| (lo as i128 + (hi as i128 - lo as i128 + 1) * i / n) as i64;
         Ok((0..n)
@@ -99,7 +110,10 @@ impl TableRead for PgTableRead {
             }
             let mut total = ReadStats::default();
             while let Some(r) = tasks.join_next().await {
-                let r = r.map_err(|e| SourceError::Protocol { table: self.schema.display_name.clone(), detail: format!("chunk task: {e}") })?;
+                let r = r.map_err(|e| SourceError::Protocol {
+                    table: self.schema.display_name.clone(),
+                    detail: format!("chunk task: {e}"),
+                })?;
                 // The first failure stops the others (dropping the set aborts them).
                 total.add(&r?);
             }
@@ -133,7 +147,10 @@ async fn chunk(
 ) -> Result<ReadStats, SourceError> {
     let q = |what| move |source| SourceError::Query { table: schema.display_name.clone(), what, source };
     let mut conn = inner.connection().await?;
-    let begin = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""));
+    let begin = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+        snapshot.replace('\'', "")
+    );
     sqlx::raw_sql(sqlx::AssertSqlSafe(begin)).execute(&mut conn).await.map_err(q("importing the snapshot"))?;
     let stats = copy(&mut conn, sql, schema, plans, inner.limits, out).await?;
     sqlx::raw_sql("COMMIT").execute(&mut conn).await.map_err(q("ending a chunk"))?;
@@ -152,16 +169,18 @@ async fn copy(
 ) -> Result<ReadStats, SourceError> {
     let table = schema.display_name.clone();
     let mut decoder = RowDecoder::new(schema, plans, limits);
-    let mut stream = conn
-        .copy_out_raw(sql)
-        .await
-        .map_err(|source| SourceError::Query { table: table.clone(), what: "starting COPY", source })?;
+    let mut stream = conn.copy_out_raw(sql).await.map_err(|source| SourceError::Query {
+        table: table.clone(),
+        what: "starting COPY",
+        source,
+    })?;
     let cancelled = || SourceError::Cancelled { table: table.clone() };
     // Bytes of a tuple split across chunks wait here; whole tuples are decoded in place.
     let mut carry: Vec<u8> = Vec::new();
     let mut ended = false;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| SourceError::Query { table: table.clone(), what: "reading rows", source })?;
+        let chunk =
+            chunk.map_err(|source| SourceError::Query { table: table.clone(), what: "reading rows", source })?;
         let data: &[u8] = if carry.is_empty() {
             &chunk
         } else {
@@ -216,11 +235,8 @@ struct RowDecoder<'a> {
 
 impl<'a> RowDecoder<'a> {
     fn new(schema: &TableSchema, plans: &'a [ColumnPlan], limits: BatchLimits) -> Self {
-        let key_columns = schema
-            .primary_key
-            .iter()
-            .filter_map(|k| plans.iter().position(|p| &p.column.name == k))
-            .collect();
+        let key_columns =
+            schema.primary_key.iter().filter_map(|k| plans.iter().position(|p| &p.column.name == k)).collect();
         Self {
             table: schema.display_name.clone(),
             assembler: BatchAssembler::new(&schema.fields(), limits.rows, limits.bytes),

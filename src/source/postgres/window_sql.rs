@@ -5,7 +5,7 @@
 
 use super::catalog::quote_ident;
 use super::mapping::ColumnPlan;
-use crate::source::window::{condition, watermark_query, CursorValue, KeyValue, Lower, Watermark, Window};
+use crate::source::window::{CursorValue, KeyValue, Lower, Watermark, Window, condition, watermark_query};
 use crate::types::BqType;
 
 /// The cursor column's kind of value.
@@ -114,7 +114,9 @@ impl WindowSql {
             }
             Some(w) => Lower::After {
                 columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),
-                values: std::iter::once(self.kind.literal(raw(&w.cursor))).chain(w.key.iter().map(key_literal)).collect(),
+                values: std::iter::once(self.kind.literal(raw(&w.cursor)))
+                    .chain(w.key.iter().map(key_literal))
+                    .collect(),
             },
         };
         condition(&self.cursor, self.upper.map(|u| self.kind.literal(u)), lower)
@@ -122,9 +124,11 @@ impl WindowSql {
 
     /// The largest (cursor, key) in the window, in the same snapshot.
     pub fn watermark_query(&self, from: &str) -> String {
-        let selects: Vec<String> =
-            std::iter::once(self.kind.as_int8(&self.cursor)).chain(self.keys.iter().map(|(k, _)| format!("{k}::text"))).collect();
-        let order: Vec<String> = std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(k, _)| k.clone())).collect();
+        let selects: Vec<String> = std::iter::once(self.kind.as_int8(&self.cursor))
+            .chain(self.keys.iter().map(|(k, _)| format!("{k}::text")))
+            .collect();
+        let order: Vec<String> =
+            std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(k, _)| k.clone())).collect();
         watermark_query(from, &self.condition(), &selects, &order)
     }
 
@@ -162,7 +166,10 @@ mod tests {
     fn resumes_strictly_after_the_pair_with_quoted_keys() {
         let w = Watermark {
             cursor: CursorValue::Timestamp(5),
-            key: vec![KeyValue { ty: "bigint".into(), text: "7".into() }, KeyValue { ty: "text".into(), text: "o'k".into() }],
+            key: vec![
+                KeyValue { ty: "bigint".into(), text: "7".into() },
+                KeyValue { ty: "text".into(), text: "o'k".into() },
+            ],
         };
         let c = ws(Some(w), 0).condition();
         assert!(c.starts_with("(\"updated_at\", \"id\", \"name\") > ((timestamptz 'epoch' + 5 * interval '1 microsecond'), '7'::bigint, 'o''k'::text)"), "{c}");

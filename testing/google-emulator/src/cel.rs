@@ -145,7 +145,9 @@ impl Parser<'_> {
         let mut v = self.primary()?;
         loop {
             if self.eat(".") {
-                let Some(Tok::Ident(name)) = self.peek().cloned() else { return Err("expected a name after '.'".into()) };
+                let Some(Tok::Ident(name)) = self.peek().cloned() else {
+                    return Err("expected a name after '.'".into());
+                };
                 self.pos += 1;
                 if self.eat("(") {
                     let mut args = Vec::new();
@@ -269,7 +271,10 @@ mod tests {
         );
         assert_eq!(eval("assertion.sub.extract('system:serviceaccount:{ns}:')", &v).unwrap(), json!("analytics"));
         assert_eq!(eval("assertion.sub == 'system:serviceaccount:analytics:bq-reader'", &v).unwrap(), json!(true));
-        assert_eq!(eval("attribute.namespace in ['a', 'analytics'] && !(assertion.sub == 'x')", &v).unwrap(), json!(true));
+        assert_eq!(
+            eval("attribute.namespace in ['a', 'analytics'] && !(assertion.sub == 'x')", &v).unwrap(),
+            json!(true)
+        );
         assert_eq!(eval("assertion.sub.startsWith('system:serviceaccount:prod:') || false", &v).unwrap(), json!(false));
         assert!(eval("assertion.sub ==", &v).is_err());
     }

@@ -51,10 +51,7 @@ impl ProviderConfig {
     pub fn eks(pool: &str, provider: &str) -> Self {
         let mut mapping = BTreeMap::new();
         mapping.insert("google.subject".into(), "assertion.sub".into());
-        mapping.insert(
-            "attribute.ksa_name".into(),
-            "assertion.sub.extract('system:serviceaccount:{ksa_name}')".into(),
-        );
+        mapping.insert("attribute.ksa_name".into(), "assertion.sub.extract('system:serviceaccount:{ksa_name}')".into());
         mapping.insert("attribute.namespace".into(), "assertion['kubernetes.io']['namespace']".into());
         Self {
             pool: pool.into(),

@@ -9,8 +9,8 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
@@ -66,10 +66,7 @@ fn refuse(grpc: bool) -> Response {
         let h = r.headers_mut();
         h.insert("content-type", HeaderValue::from_static("application/grpc"));
         h.insert("grpc-status", HeaderValue::from_static("16"));
-        h.insert(
-            "grpc-message",
-            HeaderValue::from_static("Request had invalid authentication credentials."),
-        );
+        h.insert("grpc-message", HeaderValue::from_static("Request had invalid authentication credentials."));
         return r;
     }
     (

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::Json;
 use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::config::Endpoint;
 use crate::state::{State, TokenInfo};
@@ -36,9 +36,8 @@ pub async fn generate_access_token(
     if let Some(r) = s.fault(Endpoint::Iam).await {
         return r;
     }
-    let Some(email) = rest
-        .strip_prefix("projects/-/serviceAccounts/")
-        .and_then(|r| r.strip_suffix(":generateAccessToken"))
+    let Some(email) =
+        rest.strip_prefix("projects/-/serviceAccounts/").and_then(|r| r.strip_suffix(":generateAccessToken"))
     else {
         return google_error(404, "NOT_FOUND", format!("Method not found: {rest}"), None);
     };
@@ -89,7 +88,12 @@ pub async fn generate_access_token(
     let lifetime = body["lifetime"].as_str().unwrap_or("3600s");
     let secs: i64 = lifetime.trim_end_matches('s').parse().unwrap_or(-1);
     if secs <= 0 {
-        return google_error(400, "INVALID_ARGUMENT", "Lifetime of access token must be larger then zero.".into(), None);
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "Lifetime of access token must be larger then zero.".into(),
+            None,
+        );
     }
     if secs > 3600 {
         return google_error(
@@ -102,10 +106,7 @@ pub async fn generate_access_token(
         );
     }
     let expires = SystemTime::now() + Duration::from_secs(secs as u64);
-    let token = s.issue(
-        "emu-sa",
-        TokenInfo { email: Some(email.to_owned()), expires_at: expires, ..caller },
-    );
+    let token = s.issue("emu-sa", TokenInfo { email: Some(email.to_owned()), expires_at: expires, ..caller });
     let expire_time = chrono::DateTime::<chrono::Utc>::from(expires).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     Json(json!({"accessToken": token, "expireTime": expire_time})).into_response()
 }
@@ -117,8 +118,9 @@ fn allowed(caller: &TokenInfo, members: &[String]) -> bool {
         if *m == format!("principal://{base}/subject/{}", caller.subject) || *m == format!("principalSet://{base}/*") {
             return true;
         }
-        caller.attributes.iter().any(|(k, v)| {
-            v.as_str().is_some_and(|v| *m == format!("principalSet://{base}/attribute.{k}/{v}"))
-        })
+        caller
+            .attributes
+            .iter()
+            .any(|(k, v)| v.as_str().is_some_and(|v| *m == format!("principalSet://{base}/attribute.{k}/{v}")))
     })
 }

@@ -5,7 +5,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{self, KeyPair as _};
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -80,9 +80,7 @@ pub fn parse(token: &str) -> Option<Parsed> {
 
 /// Verifies an RS256 signature against a JWK.
 pub fn verify(p: &Parsed, jwk: &Value) -> bool {
-    let dec = |k: &str| {
-        jwk[k].as_str().and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok())
-    };
+    let dec = |k: &str| jwk[k].as_str().and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok());
     let (Some(n), Some(e)) = (dec("n"), dec("e")) else { return false };
     signature::RsaPublicKeyComponents { n: &n, e: &e }
         .verify(&signature::RSA_PKCS1_2048_8192_SHA256, p.signing_input.as_bytes(), &p.signature)

@@ -19,8 +19,8 @@ mod sts;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
 use axum::Router;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -126,12 +126,9 @@ impl Emulator {
 
     /// gcloud's application default credentials for a user, refreshable here.
     pub fn authorized_user(&self, email: &str) -> serde_json::Value {
-        let (id, secret, refresh) = ("emu-client.apps.googleusercontent.com", "emu-secret", uuid::Uuid::new_v4().to_string());
-        self.state
-            .users
-            .lock()
-            .expect("users lock")
-            .insert(refresh.clone(), (id.into(), secret.into(), email.into()));
+        let (id, secret, refresh) =
+            ("emu-client.apps.googleusercontent.com", "emu-secret", uuid::Uuid::new_v4().to_string());
+        self.state.users.lock().expect("users lock").insert(refresh.clone(), (id.into(), secret.into(), email.into()));
         serde_json::json!({"type": "authorized_user", "client_id": id, "client_secret": secret, "refresh_token": refresh})
     }
 

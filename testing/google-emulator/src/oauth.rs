@@ -10,10 +10,10 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::keys;
-use crate::state::{now_secs, State, TokenInfo};
+use crate::state::{State, TokenInfo, now_secs};
 
 fn err(code: &str, description: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": code, "error_description": description}))).into_response()
@@ -29,7 +29,9 @@ pub async fn token(AxState(s): AxState<Arc<State>>, Form(f): Form<HashMap<String
         "refresh_token" => {
             let users = s.users.lock().expect("users lock");
             match users.get(field("refresh_token")) {
-                Some((id, secret, email)) if id == field("client_id") && secret == field("client_secret") => email.clone(),
+                Some((id, secret, email)) if id == field("client_id") && secret == field("client_secret") => {
+                    email.clone()
+                }
                 Some(_) => return err("invalid_client", "Unauthorized"),
                 None => return err("invalid_grant", "Token has been expired or revoked."),
             }
@@ -68,7 +70,10 @@ fn jwt_bearer(s: &State, assertion: &str) -> Result<String, Response> {
     }
     let exp = p.claims["exp"].as_i64().unwrap_or(0);
     if exp < now_secs() {
-        return Err(err("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe."));
+        return Err(err(
+            "invalid_grant",
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.",
+        ));
     }
     Ok(email)
 }

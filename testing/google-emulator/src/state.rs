@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Json;
 use axum::extract::{Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::config::{EmulatorConfig, Endpoint, Fault, KeyChoice, TokenSpec};
 use crate::keys::SigningKey;
@@ -155,7 +155,13 @@ impl State {
         match next? {
             Fault::Status(code) => {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                Some((status, Json(json!({"error": {"code": code, "message": "injected fault", "status": "UNAVAILABLE"}}))).into_response())
+                Some(
+                    (
+                        status,
+                        Json(json!({"error": {"code": code, "message": "injected fault", "status": "UNAVAILABLE"}})),
+                    )
+                        .into_response(),
+                )
             }
             Fault::Delay(d) => {
                 tokio::time::sleep(d).await;
@@ -196,7 +202,9 @@ pub async fn tokeninfo(
             }))
             .into_response()
         }
-        None => (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_token", "error_description": "Invalid Value"})))
-            .into_response(),
+        None => {
+            (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_token", "error_description": "Invalid Value"})))
+                .into_response()
+        }
     }
 }

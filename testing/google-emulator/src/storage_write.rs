@@ -18,7 +18,7 @@ use googleapis_tonic_google_cloud_bigquery_storage_v1::google::rpc::Status as Rp
 use pb::append_rows_request::Rows;
 use pb::append_rows_response::{AppendResult, Response as AppendResponse};
 use tokio::sync::{mpsc, oneshot};
-use tonic::codegen::{http, BoxFuture, Service};
+use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -131,7 +131,11 @@ impl FakeStorageWrite {
     }
 
     /// Handles one request of a connection; `None` ends the call with that status.
-    fn append(&self, req: &pb::AppendRowsRequest, schema: &mut Option<bytes::Bytes>) -> Result<pb::AppendRowsResponse, (Status, bool)> {
+    fn append(
+        &self,
+        req: &pb::AppendRowsRequest,
+        schema: &mut Option<bytes::Bytes>,
+    ) -> Result<pb::AppendRowsResponse, (Status, bool)> {
         let mut s = self.state.lock().unwrap();
         s.requests += 1;
         let n = s.requests;
@@ -139,20 +143,35 @@ impl FakeStorageWrite {
         if let Some(WriteFault::EndStream(code)) = &fault {
             return Err((Status::new(*code, "injected: connection ended"), false));
         }
-        let reply = |r: AppendResponse| pb::AppendRowsResponse { response: Some(r), write_stream: req.write_stream.clone(), ..Default::default() };
-        let err = |code: Code, msg: &str| reply(AppendResponse::Error(RpcStatus { code: code as i32, message: msg.into(), details: vec![] }));
+        let reply = |r: AppendResponse| pb::AppendRowsResponse {
+            response: Some(r),
+            write_stream: req.write_stream.clone(),
+            ..Default::default()
+        };
+        let err = |code: Code, msg: &str| {
+            reply(AppendResponse::Error(RpcStatus { code: code as i32, message: msg.into(), details: vec![] }))
+        };
         if let Some(WriteFault::Error(code)) = &fault {
             return Ok(err(*code, "injected error"));
         }
         if let Some(WriteFault::RowErrors(rows)) = &fault {
-            let row_errors = rows.iter().map(|i| pb::RowError { index: *i, code: 1, message: format!("injected: row {i} is bad") }).collect();
-            return Ok(pb::AppendRowsResponse { row_errors, write_stream: req.write_stream.clone(), ..Default::default() });
+            let row_errors = rows
+                .iter()
+                .map(|i| pb::RowError { index: *i, code: 1, message: format!("injected: row {i} is bad") })
+                .collect();
+            return Ok(pb::AppendRowsResponse {
+                row_errors,
+                write_stream: req.write_stream.clone(),
+                ..Default::default()
+            });
         }
         let Some(Rows::ArrowRows(data)) = &req.rows else { return Ok(err(Code::InvalidArgument, "only arrow rows")) };
         if let Some(ws) = &data.writer_schema {
             *schema = Some(ws.serialized_schema.clone());
         }
-        let Some(schema_bytes) = schema.clone() else { return Ok(err(Code::InvalidArgument, "no writer schema on this connection")) };
+        let Some(schema_bytes) = schema.clone() else {
+            return Ok(err(Code::InvalidArgument, "no writer schema on this connection"));
+        };
         let discard = s.discard;
         let st = s.streams.get_mut(&req.write_stream).ok_or_else(|| (Status::not_found("no such stream"), false))?;
         let offset = req.offset.unwrap_or(st.next_offset);
@@ -224,7 +243,9 @@ where
             }
             match path.as_str() {
                 "CreateWriteStream" => unary!(create, pb::CreateWriteStreamRequest, pb::WriteStream),
-                "FinalizeWriteStream" => unary!(finalize, pb::FinalizeWriteStreamRequest, pb::FinalizeWriteStreamResponse),
+                "FinalizeWriteStream" => {
+                    unary!(finalize, pb::FinalizeWriteStreamRequest, pb::FinalizeWriteStreamResponse)
+                }
                 "BatchCommitWriteStreams" => {
                     unary!(commit, pb::BatchCommitWriteStreamsRequest, pb::BatchCommitWriteStreamsResponse)
                 }

@@ -9,10 +9,10 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::config::{Endpoint, ProviderConfig};
-use crate::state::{now_secs, State, TokenInfo};
+use crate::state::{State, TokenInfo, now_secs};
 use crate::{cel, keys};
 
 /// Clock skew Google tolerates on `exp` (observed).
@@ -92,7 +92,8 @@ fn verify(s: &State, p: &ProviderConfig, audience: &str, token: &str) -> Result<
             format!("The issuer in ID Token {iss} does not match the expected ones: [{expected}]."),
         ));
     }
-    let jwks = s.jwks_of(&iss).ok_or_else(|| err("invalid_grant", "Error connecting to the given credential's issuer."))?;
+    let jwks =
+        s.jwks_of(&iss).ok_or_else(|| err("invalid_grant", "Error connecting to the given credential's issuer."))?;
     let kid = parsed.header["kid"].as_str().unwrap_or_default();
     let key = jwks["keys"]
         .as_array()

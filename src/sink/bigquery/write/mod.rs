@@ -35,8 +35,7 @@ pub fn is_transient(code: tonic::Code) -> bool {
 pub fn grpc_error(what: &str, status: &tonic::Status) -> SinkError {
     // A broken connection (reset, truncated HTTP/2) reaches us as UNKNOWN with the
     // transport error as its source; a server's own UNKNOWN has none.
-    let broken_connection =
-        status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some();
+    let broken_connection = status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some();
     SinkError::Grpc {
         what: what.to_owned(),
         code: format!("{:?}", status.code()),
@@ -91,12 +90,7 @@ impl WriteClient {
 
     /// Runs a unary call with a deadline and the shared retry policy. `also_transient`
     /// widens what is retried (NOT_FOUND right after a table is created).
-    async fn unary<R, F, Fut>(
-        &self,
-        what: &str,
-        also_transient: &[tonic::Code],
-        call: F,
-    ) -> Result<R, SinkError>
+    async fn unary<R, F, Fut>(&self, what: &str, also_transient: &[tonic::Code], call: F) -> Result<R, SinkError>
     where
         F: Fn(BigQueryWriteClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,

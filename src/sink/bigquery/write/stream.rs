@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{grpc_error, is_transient, WriteClient};
+use super::{WriteClient, grpc_error, is_transient};
 use crate::sink::bigquery::error::SinkError;
 
 const CODE_ALREADY_EXISTS: i32 = 6;
@@ -193,10 +193,7 @@ impl Task {
         Ok(())
     }
 
-    fn on_response(
-        &mut self,
-        resp: Result<Option<pb::AppendRowsResponse>, tonic::Status>,
-    ) -> Result<(), Recovery> {
+    fn on_response(&mut self, resp: Result<Option<pb::AppendRowsResponse>, tonic::Status>) -> Result<(), Recovery> {
         let resp = match resp {
             Ok(Some(r)) => r,
             Ok(None) => return Err(Recovery::Reconnect(self.lost("the server closed the stream"))),
@@ -204,11 +201,7 @@ impl Task {
         };
         let front = self.inflight.front().expect("a response implies a request in flight");
         if !resp.row_errors.is_empty() {
-            let rows = resp
-                .row_errors
-                .iter()
-                .map(|e| (front.offset + e.index, e.message.clone()))
-                .collect();
+            let rows = resp.row_errors.iter().map(|e| (front.offset + e.index, e.message.clone())).collect();
             return Err(Recovery::Fatal(SinkError::RowErrors { table: self.name.clone(), rows }));
         }
         use pb::append_rows_response::Response;
@@ -273,9 +266,7 @@ fn classify(e: SinkError) -> Recovery {
     if e.is_transient() { Recovery::Reconnect(e) } else { Recovery::Fatal(e) }
 }
 
-async fn next_response(
-    conn: &mut Option<Conn>,
-) -> Result<Option<pb::AppendRowsResponse>, tonic::Status> {
+async fn next_response(conn: &mut Option<Conn>) -> Result<Option<pb::AppendRowsResponse>, tonic::Status> {
     match conn {
         Some(c) => c.responses.message().await,
         None => Ok(None),
