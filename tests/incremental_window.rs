@@ -10,7 +10,7 @@ use aurora2bq::config::{Engine, LoadMode, TableConfig, ZeroDates};
 use aurora2bq::source::window::{Watermark, Window};
 use aurora2bq::source::{self, BatchLimits};
 use common::arrow_text::{read, source_config};
-use sqlx::Connection;
+use sqlx::{Connection, Executor};
 
 const LIMITS: BatchLimits = BatchLimits { rows: 1000, bytes: 1 << 20 };
 
@@ -69,17 +69,17 @@ impl Conn {
             Engine::Postgres => Conn::Pg(sqlx::PgConnection::connect(url).await.unwrap()),
             Engine::Mysql => {
                 let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
-                sqlx::raw_sql("SET time_zone = '+00:00'").execute(&mut c).await.unwrap();
+                (&mut c).execute("SET time_zone = '+00:00'").await.unwrap();
                 Conn::My(c)
             }
         }
     }
 
     async fn exec(&mut self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let sql: &str = sql;
         match self {
-            Conn::Pg(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
-            Conn::My(c) => sqlx::raw_sql(sql).execute(c).await.map(|_| ()),
+            Conn::Pg(c) => c.execute(sql).await.map(|_| ()),
+            Conn::My(c) => c.execute(sql).await.map(|_| ()),
         }
         .unwrap();
     }

@@ -38,7 +38,7 @@ impl PgDb {
         let admin_url = env_var("AURORA2BQ_TEST_PG_URL");
         let name = unique("a2b_test");
         let mut admin = PgConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
-        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
         let mut url = url::Url::parse(&admin_url).expect("PostgreSQL URL");
         url.set_path(&format!("/{name}"));
         PgDb { name, url: url.to_string(), admin_url }
@@ -51,7 +51,7 @@ impl PgDb {
     /// Runs a multi-statement SQL script.
     pub async fn exec(&self, sql: &str) {
         let mut c = self.connect().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect("SQL script");
+        (&mut c).execute(sql).await.expect("SQL script");
     }
 }
 
@@ -63,8 +63,7 @@ impl Drop for PgDb {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 if let Ok(mut c) = PgConnection::connect(&admin).await {
-                    let _ =
-                        c.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                    let _ = c.execute(&*format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                 }
             });
         })
@@ -85,8 +84,8 @@ impl MyDb {
         let admin_url = env_var("AURORA2BQ_TEST_MYSQL_URL");
         let name = unique("a2b_test");
         let mut admin = sqlx::MySqlConnection::connect(&admin_url).await.expect("connect to MySQL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4")))
-            .execute(&mut admin)
+        (&mut admin)
+            .execute(format!("CREATE DATABASE {name} CHARACTER SET utf8mb4").as_str())
             .await
             .expect("create database");
         let mut url = url::Url::parse(&admin_url).expect("MySQL URL");
@@ -99,7 +98,7 @@ impl MyDb {
         use sqlx::Connection;
         let mut c = sqlx::MySqlConnection::connect(&self.url).await.expect("connect to the test database");
         let script = format!("SET time_zone = '+00:00'; SET SESSION sql_mode = ''; {sql}");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&mut c).await.expect("SQL script");
+        (&mut c).execute(script.as_str()).await.expect("SQL script");
     }
 }
 
@@ -111,9 +110,7 @@ impl Drop for MyDb {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-                        .execute(&mut c)
-                        .await;
+                    let _ = (&mut c).execute(format!("DROP DATABASE IF EXISTS {name}").as_str()).await;
                 }
             });
         })

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
-use sqlx::{ConnectOptions, MySqlConnection};
+use sqlx::{ConnectOptions, Executor, MySqlConnection};
 
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
@@ -86,7 +86,7 @@ impl MyInner {
                 setup.push_str(&format!("; SET SESSION max_execution_time = {}", t.as_millis()));
             }
         }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut conn).await.map_err(err)?;
+        (&mut conn).execute(setup.as_str()).await.map_err(err)?;
         Ok(conn)
     }
 }
@@ -96,9 +96,9 @@ impl Source for MySqlSource {
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
-        sqlx::raw_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").execute(&mut conn).await.map_err(
-            |source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source },
-        )?;
+        (&mut conn).execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.map_err(|source| {
+            SourceError::Query { table: label.clone(), what: "starting the read snapshot", source }
+        })?;
         let catalog = catalog::describe(&mut conn, table).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
         let window = match window {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use sqlx::{Connection, MySqlConnection, Row};
+use sqlx::{Connection, Executor, MySqlConnection, Row};
 use tokio::sync::mpsc;
 
 use super::MyInner;
@@ -63,7 +63,7 @@ impl TableRead for MyTableRead {
             .collect();
         let mut stats = ReadStats::default();
         {
-            let mut rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch(&mut self.conn);
+            let mut rows = (&mut self.conn).fetch(sql.as_str());
             while let Some(row) = rows.try_next().await.map_err(q("reading rows"))? {
                 let mut bytes = 0;
                 for (i, plan) in self.plans.iter().enumerate() {
@@ -111,8 +111,8 @@ impl TableRead for MyTableRead {
             out.send(assembler.finish()).await.map_err(|_| SourceError::Cancelled { table: table.clone() })?;
         }
         if let Some(w) = &self.window {
-            let row = sqlx::raw_sql(sqlx::AssertSqlSafe(w.watermark_query(&self.from)))
-                .fetch_optional(&mut self.conn)
+            let row = (&mut self.conn)
+                .fetch_optional(w.watermark_query(&self.from).as_str())
                 .await
                 .map_err(q("finding the new watermark"))?;
             if let Some(r) = row {
@@ -127,7 +127,7 @@ impl TableRead for MyTableRead {
                 stats.watermark = Some(wm);
             }
         }
-        sqlx::raw_sql("COMMIT").execute(&mut self.conn).await.map_err(q("ending the read snapshot"))?;
+        (&mut self.conn).execute("COMMIT").await.map_err(q("ending the read snapshot"))?;
         let MyTableRead { conn, .. } = *self;
         conn.close().await.ok();
         Ok(stats)

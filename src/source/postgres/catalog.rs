@@ -3,7 +3,7 @@
 //! Read inside the read snapshot.
 
 use sqlx::postgres::PgRow;
-use sqlx::{Column, Executor, PgConnection, Row, SqlSafeStr, Statement};
+use sqlx::{Column, Executor, PgConnection, Row, Statement};
 
 use crate::config::{TableConfig, TableSource};
 use crate::source::SourceError;
@@ -106,11 +106,7 @@ async fn describe_table(
          WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         TYPE_JOINS.replace("= T ", "= a.atttypid ")
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(oid)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|e| q("reading its columns", e))?;
+    let rows = sqlx::query(&sql).bind(oid).fetch_all(&mut *conn).await.map_err(|e| q("reading its columns", e))?;
     let columns = rows.iter().map(|r| column(r.get(0), r)).collect();
     let primary_key: Vec<String> = sqlx::query_scalar(
         "SELECT a.attname::text FROM pg_index i \
@@ -129,10 +125,11 @@ async fn describe_table(
 /// straight from a table column keep that column's modifier (e.g. numeric precision).
 async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str) -> Result<Catalog, SourceError> {
     let label = table.source_name();
-    let described = conn
-        .prepare(sqlx::AssertSqlSafe(sql.to_owned()).into_sql_str())
-        .await
-        .map_err(|source| SourceError::Query { table: label.clone(), what: "describing the query", source })?;
+    let described = conn.prepare(sql).await.map_err(|source| SourceError::Query {
+        table: label.clone(),
+        what: "describing the query",
+        source,
+    })?;
     let (mut types, mut rels, mut atts, mut names) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for c in described.columns() {
         use sqlx::TypeInfo as _;
@@ -154,16 +151,9 @@ async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str)
          ORDER BY u.ord",
         TYPE_JOINS.replace("= T ", "= u.typ ")
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql_types))
-        .bind(&types)
-        .bind(&rels)
-        .bind(&atts)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|source| SourceError::Query {
-            table: label.clone(),
-            what: "reading the query's column types",
-            source,
+    let rows =
+        sqlx::query(&sql_types).bind(&types).bind(&rels).bind(&atts).fetch_all(&mut *conn).await.map_err(|source| {
+            SourceError::Query { table: label.clone(), what: "reading the query's column types", source }
         })?;
     let columns = rows.iter().zip(names).map(|(r, n)| column(n, r)).collect();
     Ok(Catalog { display_name: label, from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })

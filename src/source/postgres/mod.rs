@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{ConnectOptions, PgConnection, Row};
+use sqlx::{ConnectOptions, Executor, PgConnection, Row};
 
 pub use catalog::quote_ident;
 pub use decode::PgKind;
@@ -95,9 +95,9 @@ impl Source for PgSource {
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
-        sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut conn).await.map_err(
-            |source| SourceError::Query { table: label.clone(), what: "starting the read snapshot", source },
-        )?;
+        (&mut conn).execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(|source| {
+            SourceError::Query { table: label.clone(), what: "starting the read snapshot", source }
+        })?;
         let catalog = catalog::describe(&mut conn, table).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
         let window = match window {
@@ -141,7 +141,7 @@ async fn window_sql(
     let upper = match kind.upper_bound_sql() {
         None => None,
         Some(sql) => Some(
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {sql}")))
+            sqlx::query(&format!("SELECT {sql}"))
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(|source| SourceError::Query {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, Executor, PgConnection, Row};
 use tokio::sync::mpsc;
 
 use super::PgInner;
@@ -61,10 +61,7 @@ impl PgTableRead {
         };
         let k = quote_ident(&pk);
         let sql = format!("SELECT min({k})::int8, max({k})::int8 FROM {} WHERE {condition}", self.catalog.from);
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(self.q("finding key ranges"))?;
+        let row = sqlx::query(&sql).fetch_one(&mut self.conn).await.map_err(self.q("finding key ranges"))?;
         let (Some(lo), Some(hi)) = (row.get::<Option<i64>, _>(0), row.get::<Option<i64>, _>(1)) else {
             return Ok(Vec::new());
         };
@@ -120,7 +117,7 @@ impl TableRead for PgTableRead {
             total
         };
         if let Some(w) = &self.window {
-            let row = sqlx::query(sqlx::AssertSqlSafe(w.watermark_query(&self.catalog.from)))
+            let row = sqlx::query(&w.watermark_query(&self.catalog.from))
                 .fetch_optional(&mut self.conn)
                 .await
                 .map_err(self.q("finding the new watermark"))?;
@@ -129,7 +126,7 @@ impl TableRead for PgTableRead {
                 w.watermark(r.get(0), keys)
             });
         }
-        sqlx::raw_sql("COMMIT").execute(&mut self.conn).await.map_err(self.q("ending the read snapshot"))?;
+        (&mut self.conn).execute("COMMIT").await.map_err(self.q("ending the read snapshot"))?;
         let PgTableRead { conn, .. } = *self;
         conn.close().await.ok();
         Ok(stats)
@@ -151,9 +148,9 @@ async fn chunk(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
         snapshot.replace('\'', "")
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(begin)).execute(&mut conn).await.map_err(q("importing the snapshot"))?;
+    (&mut conn).execute(begin.as_str()).await.map_err(q("importing the snapshot"))?;
     let stats = copy(&mut conn, sql, schema, plans, inner.limits, out).await?;
-    sqlx::raw_sql("COMMIT").execute(&mut conn).await.map_err(q("ending a chunk"))?;
+    (&mut conn).execute("COMMIT").await.map_err(q("ending a chunk"))?;
     conn.close().await.ok();
     Ok(stats)
 }
