@@ -22,10 +22,12 @@ use crate::types::BqField;
 pub enum SourceError {
     #[error("cannot read the source connection URL: {0}")]
     Url(String),
-    #[error("cannot connect to {engine} at {target}")]
+    #[error("cannot connect to {engine} at {target}{hint}")]
     Connect {
         engine: &'static str,
         target: String,
+        /// What to do about a TLS failure, whose own text is terse; empty otherwise.
+        hint: &'static str,
         #[source]
         source: sqlx::Error,
     },
@@ -57,6 +59,31 @@ pub enum SourceError {
     Cancelled { table: String },
     #[error("{table}: {detail}")]
     Config { table: String, detail: String },
+}
+
+impl SourceError {
+    pub(crate) fn connect(engine: &'static str, target: String, source: sqlx::Error) -> SourceError {
+        let hint = tls_hint(&crate::http::error_chain(&source));
+        SourceError::Connect { engine, target, hint, source }
+    }
+}
+
+/// The fix for the TLS failures rustls reports tersely (by variant name or a short phrase).
+fn tls_hint(cause: &str) -> &'static str {
+    let cause = cause.to_lowercase().replace(' ', "");
+    if cause.contains("unknownissuer") || cause.contains("badsignature") {
+        " (the server's certificate is not signed by a CA in source.ca_file; for Aurora use the RDS bundle, \
+         https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)"
+    } else if cause.contains("notvalidforname") {
+        " (the URL's host is not a name on the server's certificate; connect by the cluster endpoint's DNS name, \
+         not an IP address or a CNAME of your own)"
+    } else if cause.contains("invalidpeercertificate") && cause.contains("expired") {
+        " (the server's certificate has expired, or this machine's clock is wrong)"
+    } else if cause.contains("doesnotsupporttls") {
+        " (source.ca_file requires TLS but the server offers none: enable TLS on the server, or remove ca_file)"
+    } else {
+        ""
+    }
 }
 
 /// One source column and its BigQuery counterpart.
