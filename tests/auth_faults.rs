@@ -6,11 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use aurora2bq::auth::clock::SystemClock;
-use aurora2bq::auth::credentials;
-use aurora2bq::auth::endpoints::Policy;
-use aurora2bq::auth::external::ExternalAccount;
-use aurora2bq::auth::{AuthError, Link, TokenSource};
+use aurora2bq::auth::{self, AuthError, Link};
+use aurora2bq::config::{CredentialsFrom, GoogleConfig};
 use aurora2bq::retry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -81,14 +78,14 @@ async fn exchange_against(m: Misbehaviour) -> (AuthError, u32, Duration) {
     let path = dir.path().join("cred.json");
     std::fs::write(&path, cred.to_string()).unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
-    let ext = ExternalAccount::new(
-        credentials::load(&path).unwrap(),
-        Policy { allow_insecure: true },
-        http,
-        Arc::new(SystemClock),
-    )
-    .unwrap()
-    .with_retry(FAST);
+    // Built as `run` builds it, so the config's retry policy is the one that must bound it.
+    let google = GoogleConfig {
+        credentials: CredentialsFrom::File(Some(path)),
+        allow_insecure_endpoints: true,
+        retry: FAST,
+        ..GoogleConfig::default()
+    };
+    let ext = auth::from_config(&google, http).unwrap();
     let started = Instant::now();
     let e = ext.token().await.expect_err("the exchange cannot succeed");
     (e, count.load(Ordering::SeqCst), started.elapsed())

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use aurora2bq::auth::clock::SystemClock;
 use aurora2bq::auth::endpoints::Policy;
 use aurora2bq::auth::{self, Link};
+use aurora2bq::retry;
 use aurora2bq_google_emulator::{Emulator, TokenSpec};
 use common::chain::{Chain, SA, good_project};
 
 const DEV: Policy = Policy { allow_insecure: true };
 
 async fn token_from(path: &std::path::Path) -> Result<aurora2bq::auth::AccessToken, aurora2bq::auth::AuthError> {
-    auth::from_file(path, DEV, reqwest::Client::new(), Arc::new(SystemClock))?.token().await
+    auth::from_file(path, DEV, retry::Policy::STANDARD, reqwest::Client::new(), Arc::new(SystemClock))?.token().await
 }
 
 #[tokio::test]
@@ -109,6 +110,8 @@ async fn key_files_must_name_google_token_endpoints_outside_development() {
     let path = chain.dir.path().join("key.json");
     std::fs::write(&path, key.to_string()).unwrap();
     let strict = Policy { allow_insecure: false };
-    let e = auth::from_file(&path, strict, reqwest::Client::new(), Arc::new(SystemClock)).err().expect("refused");
+    let e = auth::from_file(&path, strict, retry::Policy::STANDARD, reqwest::Client::new(), Arc::new(SystemClock))
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("token_uri"), "{e}");
 }

@@ -116,7 +116,7 @@ pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<d
         }
         CredentialsFrom::File(path) => {
             let path = credential_path(path.as_ref())?;
-            from_file(&path, policy, http, clock.clone())?
+            from_file(&path, policy, config.retry, http, clock.clone())?
         }
     };
     Ok(Arc::new(cache::CachedTokenSource::new(inner, clock)))
@@ -126,6 +126,7 @@ pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<d
 pub fn from_file(
     path: &std::path::Path,
     policy: endpoints::Policy,
+    retry: crate::retry::Policy,
     http: reqwest::Client,
     clock: Arc<dyn clock::Clock>,
 ) -> Result<Arc<dyn TokenSource>, AuthError> {
@@ -143,10 +144,16 @@ pub fn from_file(
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
     Ok(match kind.as_deref() {
-        Some("service_account") => Arc::new(oauth::OauthToken::service_account(path, &text, policy, http, clock)?),
-        Some("authorized_user") => Arc::new(oauth::OauthToken::authorized_user(path, &text, policy, http, clock)?),
+        Some("service_account") => {
+            Arc::new(oauth::OauthToken::service_account(path, &text, policy, http, clock)?.with_retry(retry))
+        }
+        Some("authorized_user") => {
+            Arc::new(oauth::OauthToken::authorized_user(path, &text, policy, http, clock)?.with_retry(retry))
+        }
         // Everything else, including unreadable JSON, gets external_account's detailed errors.
-        _ => Arc::new(external::ExternalAccount::new(credentials::parse(path, &text)?, policy, http, clock)?),
+        _ => Arc::new(
+            external::ExternalAccount::new(credentials::parse(path, &text)?, policy, http, clock)?.with_retry(retry),
+        ),
     })
 }
 

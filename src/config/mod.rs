@@ -122,6 +122,8 @@ pub struct GoogleConfig {
     /// a hostile credential config cannot send the pod's token elsewhere.
     pub allow_insecure_endpoints: bool,
     pub request_timeout: Duration,
+    /// The one retry policy for STS, IAM, BigQuery REST and the Storage Write API.
+    pub retry: crate::retry::Policy,
 }
 
 impl Default for GoogleConfig {
@@ -133,6 +135,7 @@ impl Default for GoogleConfig {
             storage_write_url: url::Url::parse("https://bigquerystorage.googleapis.com").expect("static URL"),
             allow_insecure_endpoints: false,
             request_timeout: Duration::from_secs(60),
+            retry: crate::retry::Policy::STANDARD,
         }
     }
 }

@@ -48,6 +48,16 @@ pub struct RawGoogle {
     pub storage_write_url: Option<Spanned<String>>,
     pub allow_insecure_endpoints: Option<bool>,
     pub request_timeout_seconds: Option<Spanned<u64>>,
+    pub retry: Option<RawRetry>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<Spanned<u64>>,
+    pub initial_delay_ms: Option<Spanned<u64>>,
+    pub max_delay_seconds: Option<Spanned<u64>>,
+    pub deadline_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

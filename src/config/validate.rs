@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawDestination, RawGoogle, RawRun, RawSource};
+use super::raw::{RawConfig, RawDestination, RawGoogle, RawRetry, RawRun, RawSource};
 use super::*;
 
 const DEFAULT_BIGQUERY_URL: &str = "https://bigquery.googleapis.com";
@@ -189,7 +189,42 @@ fn google(cx: &Ctx, raw: RawGoogle) -> Result<GoogleConfig, ConfigError> {
             60,
             1..3601,
         )?),
+        retry: retry(cx, raw.retry.unwrap_or_default())?,
     })
+}
+
+/// Bounded on every side: a CronJob must end however Google answers.
+fn retry(cx: &Ctx, raw: RawRetry) -> Result<crate::retry::Policy, ConfigError> {
+    let std = crate::retry::Policy::STANDARD;
+    let initial_ms = std.initial_delay.as_millis() as u64;
+    let policy = crate::retry::Policy {
+        max_attempts: cx.bounded(&raw.max_attempts, "google.retry.max_attempts", std.max_attempts.into(), 1..21)?
+            as u32,
+        initial_delay: Duration::from_millis(cx.bounded(
+            &raw.initial_delay_ms,
+            "google.retry.initial_delay_ms",
+            initial_ms,
+            10..60_001,
+        )?),
+        max_delay: Duration::from_secs(cx.bounded(
+            &raw.max_delay_seconds,
+            "google.retry.max_delay_seconds",
+            std.max_delay.as_secs(),
+            1..601,
+        )?),
+        deadline: Duration::from_secs(cx.bounded(
+            &raw.deadline_seconds,
+            "google.retry.deadline_seconds",
+            std.deadline.as_secs(),
+            1..3601,
+        )?),
+    };
+    if let Some(v) = &raw.max_delay_seconds
+        && policy.max_delay < policy.initial_delay
+    {
+        return Err(cx.err(v.span(), "google.retry.max_delay_seconds", "is shorter than initial_delay_ms"));
+    }
+    Ok(policy)
 }
 
 fn run(cx: &Ctx, raw: RawRun) -> Result<RunConfig, ConfigError> {

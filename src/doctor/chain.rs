@@ -50,13 +50,13 @@ impl Doctor {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let loose: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         match loose["type"].as_str() {
-            Some("service_account") | Some("authorized_user") => self.oauth(&path, policy).await,
-            _ => self.external(&path, &text, &loose, policy).await,
+            Some("service_account") | Some("authorized_user") => self.oauth(&path, policy, g.retry).await,
+            _ => self.external(&path, &text, &loose, policy, g.retry).await,
         }
     }
 
-    async fn oauth(&mut self, path: &Path, policy: Policy) -> Option<AccessToken> {
-        let src = match auth::from_file(path, policy, self.http.clone(), Arc::new(SystemClock)) {
+    async fn oauth(&mut self, path: &Path, policy: Policy, retry: crate::retry::Policy) -> Option<AccessToken> {
+        let src = match auth::from_file(path, policy, retry, self.http.clone(), Arc::new(SystemClock)) {
             Ok(s) => s,
             Err(e) => {
                 let (p, f) = auth_failure(&e);
@@ -85,13 +85,21 @@ impl Doctor {
     }
 
     /// Subject token → credential config → STS → impersonation.
-    async fn external(&mut self, path: &Path, text: &str, loose: &Value, policy: Policy) -> Option<AccessToken> {
+    async fn external(
+        &mut self,
+        path: &Path,
+        text: &str,
+        loose: &Value,
+        policy: Policy,
+        retry: crate::retry::Policy,
+    ) -> Option<AccessToken> {
         let mut subject = self.subject_token(loose).await;
         if self.broken() {
             return None;
         }
         let ext = match credentials::parse(path, text)
             .and_then(|c| ExternalAccount::new(c, policy, self.http.clone(), Arc::new(SystemClock)))
+            .map(|e| e.with_retry(retry))
         {
             Ok(ext) => ext,
             Err(e) => {

@@ -84,6 +84,30 @@ fn out_of_range_numbers_are_refused() {
 }
 
 #[test]
+fn the_retry_policy_is_read_and_bounded() {
+    let c = parse(Path::new("c.toml"), GOOD).unwrap();
+    assert_eq!(c.google.retry.max_attempts, crate::retry::Policy::STANDARD.max_attempts);
+    let text = format!(
+        "{GOOD}\n[google.retry]\nmax_attempts = 3\ninitial_delay_ms = 200\nmax_delay_seconds = 5\ndeadline_seconds = 60\n"
+    );
+    let r = parse(Path::new("c.toml"), &text).unwrap().google.retry;
+    assert_eq!(r.max_attempts, 3);
+    assert_eq!(r.initial_delay, std::time::Duration::from_millis(200));
+    assert_eq!(r.max_delay, std::time::Duration::from_secs(5));
+    assert_eq!(r.deadline, std::time::Duration::from_secs(60));
+
+    let (_, key, message) = err(&format!("{GOOD}\n[google.retry]\nmax_attempts = 0\n"));
+    assert_eq!(key, "google.retry.max_attempts");
+    assert!(message.contains("out of range"), "{message}");
+    let (line, key, _) = err(&format!("{GOOD}\n[google.retry]\ninitial_delay_ms = 5000\nmax_delay_seconds = 2\n"));
+    assert_eq!((line, key.as_str()), (19, "google.retry.max_delay_seconds"));
+    match parse(Path::new("c.toml"), &format!("{GOOD}\n[google.retry]\nattempts = 3\n")) {
+        Err(ConfigError::Parse { message, .. }) => assert!(message.contains("attempts"), "{message}"),
+        other => panic!("an unknown retry key must be refused, got {other:?}"),
+    }
+}
+
+#[test]
 fn no_tables_is_an_error() {
     let text = GOOD.split("[[tables]]").next().unwrap();
     let (_, key, message) = err(text);

@@ -55,8 +55,9 @@ impl BigQuerySink {
         )
         .map_err(SinkError::Config)?;
         let rest =
-            RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone());
-        let write = WriteClient::new(&google.storage_write_url, tokens)?;
+            RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone())
+                .with_retry(google.retry);
+        let write = WriteClient::new(&google.storage_write_url, tokens)?.with_retry(google.retry);
         Ok(Self { rest, write, dest: dest.clone(), run_id })
     }
 

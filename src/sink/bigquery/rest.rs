@@ -42,6 +42,11 @@ impl RestClient {
         Self { http, base, tokens, retry: Policy::STANDARD, project, location }
     }
 
+    pub fn with_retry(mut self, retry: Policy) -> Self {
+        self.retry = retry;
+        self
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/bigquery/v2/projects/{}{path}", self.base, self.project)
     }
