@@ -1,7 +1,9 @@
 //! What both engines do with the catalog's columns: check that the config names only
-//! columns the table has, then plan each selected column or say why it cannot be copied.
+//! columns the table has, then plan each selected column or say why it cannot be copied;
+//! and, from the plans, the table's schema and an incremental window's columns.
 
-use super::SourceError;
+use super::window::Window;
+use super::{Column, SourceError, TableSchema};
 use crate::config::{Cast, TableConfig};
 
 /// Why one column cannot be planned.
@@ -60,4 +62,100 @@ pub fn plan_columns<C: CatalogColumn, P>(
         return Err(SourceError::Config { table: display_name.to_owned(), detail: "no columns left to copy".into() });
     }
     Ok(plans)
+}
+
+/// A planned column, as far as the steps both engines share need to know it.
+pub trait Planned {
+    fn column(&self) -> &Column;
+}
+
+/// The schema a table's planned columns give it.
+pub fn table_schema<P: Planned>(display_name: &str, plans: &[P], primary_key: &[String]) -> TableSchema {
+    TableSchema {
+        display_name: display_name.to_owned(),
+        columns: plans.iter().map(|p| p.column().clone()).collect(),
+        primary_key: primary_key.to_vec(),
+    }
+}
+
+/// An incremental window's columns, found among the copied ones.
+pub struct WindowColumns<'p, P> {
+    pub cursor: &'p P,
+    /// (name, plan) of each key column: the configured key, else the primary key.
+    pub keys: Vec<(&'p str, &'p P)>,
+    /// The window, its key filled in from the primary key when the config names none.
+    pub window: Window,
+}
+
+pub fn window_columns<'p, P: Planned>(
+    display_name: &str,
+    plans: &'p [P],
+    primary_key: &[String],
+    w: &Window,
+) -> Result<WindowColumns<'p, P>, SourceError> {
+    let bad = |detail: String| SourceError::Config { table: display_name.to_owned(), detail };
+    let find = |c: &str| plans.iter().find(|p| p.column().name == c);
+    let cursor =
+        find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
+    let mut window = w.clone();
+    if window.key.is_empty() {
+        window.key = primary_key.to_vec();
+    }
+    let mut keys = Vec::new();
+    for k in &window.key {
+        let p = find(k).ok_or_else(|| bad(format!("key column {k:?} is not among the copied columns")))?;
+        keys.push((p.column().name.as_str(), p));
+    }
+    Ok(WindowColumns { cursor, keys, window })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{BqField, BqType};
+
+    struct P(Column);
+
+    impl Planned for P {
+        fn column(&self) -> &Column {
+            &self.0
+        }
+    }
+
+    fn plans(names: &[&str]) -> Vec<P> {
+        let col = |n: &str| Column {
+            name: n.into(),
+            source_type: "int8".into(),
+            field: BqField { name: n.into(), ty: BqType::Int64, repeated: false },
+        };
+        names.iter().map(|n| P(col(n))).collect()
+    }
+
+    fn window(cursor: &str, key: &[&str]) -> Window {
+        Window { cursor: cursor.into(), key: key.iter().map(|k| k.to_string()).collect(), after: None, lookback: 0 }
+    }
+
+    #[test]
+    fn window_key_defaults_to_the_primary_key_and_must_be_copied() {
+        let ps = plans(&["a", "b", "ts"]);
+        let pk = vec!["b".to_string(), "a".to_string()];
+        let cols = window_columns("t", &ps, &pk, &window("ts", &[])).unwrap();
+        assert_eq!(cols.cursor.0.name, "ts");
+        assert_eq!(cols.keys.iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(cols.window.key, pk);
+        let cols = window_columns("t", &ps, &pk, &window("ts", &["a"])).unwrap();
+        assert_eq!(cols.window.key, ["a"]);
+
+        let e = window_columns("t", &ps, &pk, &window("gone", &[])).err().unwrap();
+        assert!(e.to_string().contains("cursor column \"gone\" is not among the copied columns"), "{e}");
+        let e = window_columns("t", &ps, &pk, &window("ts", &["c"])).err().unwrap();
+        assert!(e.to_string().contains("key column \"c\" is not among the copied columns"), "{e}");
+    }
+
+    #[test]
+    fn the_schema_follows_the_plans() {
+        let s = table_schema("t", &plans(&["a", "b"]), &["a".to_string()]);
+        assert_eq!(s.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!((s.display_name.as_str(), s.primary_key.as_slice()), ("t", ["a".to_string()].as_slice()));
+    }
 }

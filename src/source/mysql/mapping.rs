@@ -51,6 +51,12 @@ pub struct ColumnPlan {
     pub collation: Option<String>,
 }
 
+impl crate::source::plan::Planned for ColumnPlan {
+    fn column(&self) -> &Column {
+        &self.column
+    }
+}
+
 pub fn quote_ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
 }

@@ -18,9 +18,9 @@ use sqlx::{ConnectOptions, Executor, MySqlConnection};
 
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
-use super::plan::plan_columns;
+use super::plan::{plan_columns, table_schema, window_columns};
 use super::window::Window;
-use super::{BatchLimits, Source, SourceError, TableRead, TableSchema};
+use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig, ZeroDates};
 use crate::secret::Secret;
 
@@ -105,11 +105,7 @@ impl Source for MySqlSource {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
         };
-        let schema = TableSchema {
-            display_name: catalog.display_name.clone(),
-            columns: plans.iter().map(|p| p.column.clone()).collect(),
-            primary_key: catalog.primary_key.clone(),
-        };
+        let schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
         Ok(Box::new(reader::MyTableRead::new(self.inner.clone(), conn, schema, plans, catalog.from, window)))
     }
 }
@@ -121,29 +117,23 @@ async fn window_sql(
     w: &Window,
 ) -> Result<WindowSql, SourceError> {
     let table = catalog.display_name.as_str();
-    let bad = |detail: String| SourceError::Config { table: table.to_owned(), detail };
-    let find = |c: &str| plans.iter().find(|p| p.column.name == c);
-    let cursor =
-        find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
+    let cols = window_columns(table, plans, &catalog.primary_key, w)?;
+    let cursor = cols.cursor;
     if !window_sql::cursor_ok(cursor.kind) || cursor.expr != mapping::quote_ident(&w.cursor) {
-        return Err(bad(format!(
-            "cursor column {:?} is {}; a cursor must be a DATETIME, TIMESTAMP, DATE or integer column",
-            w.cursor, cursor.column.source_type
-        )));
+        return Err(SourceError::Config {
+            table: table.to_owned(),
+            detail: format!(
+                "cursor column {:?} is {}; a cursor must be a DATETIME, TIMESTAMP, DATE or integer column",
+                w.cursor, cursor.column.source_type
+            ),
+        });
     }
-    let mut keys = Vec::new();
-    let key_names = if w.key.is_empty() { &catalog.primary_key } else { &w.key };
-    for k in key_names {
-        let p = find(k).ok_or_else(|| bad(format!("key column {k:?} is not among the copied columns")))?;
-        keys.push((mapping::quote_ident(k), KeyType::of(p)));
-    }
+    let keys = cols.keys.iter().map(|(k, p)| (mapping::quote_ident(k), KeyType::of(p))).collect();
     let upper = match window_sql::upper_sql(cursor.kind) {
         None => None,
         Some(sql) => Some(sqlx::query_scalar::<_, String>(sql).fetch_one(&mut *conn).await.map_err(|source| {
             SourceError::Query { table: table.to_owned(), what: "reading the database clock", source }
         })?),
     };
-    let mut window = w.clone();
-    window.key = key_names.clone();
-    Ok(WindowSql { cursor: mapping::quote_ident(&w.cursor), kind: cursor.kind, keys, window, upper })
+    Ok(WindowSql { cursor: mapping::quote_ident(&w.cursor), kind: cursor.kind, keys, window: cols.window, upper })
 }

@@ -18,6 +18,12 @@ pub struct ColumnPlan {
     pub array: bool,
 }
 
+impl crate::source::plan::Planned for ColumnPlan {
+    fn column(&self) -> &Column {
+        &self.column
+    }
+}
+
 /// How a scalar type is read: the decoder, the BigQuery type, and a cast to apply in SQL.
 fn scalar(typname: &str, typtype: &str, typmod: i32) -> Option<(PgKind, BqType, Option<&'static str>)> {
     Some(match typname {

@@ -26,9 +26,9 @@ use self::catalog::Catalog;
 use self::mapping::ColumnPlan;
 use self::reader::PgTableRead;
 use self::window_sql::{CursorKind, WindowSql};
-use super::plan::plan_columns;
+use super::plan::{plan_columns, table_schema, window_columns};
 use super::window::Window;
-use super::{BatchLimits, Source, SourceError, TableRead, TableSchema};
+use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig};
 use crate::secret::Secret;
 
@@ -104,11 +104,7 @@ impl Source for PgSource {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
         };
-        let schema = TableSchema {
-            display_name: catalog.display_name.clone(),
-            columns: plans.iter().map(|p| p.column.clone()).collect(),
-            primary_key: catalog.primary_key.clone(),
-        };
+        let schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
         Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, table.parallel_chunks)))
     }
 }
@@ -122,22 +118,15 @@ async fn window_sql(
     w: &Window,
 ) -> Result<WindowSql, SourceError> {
     let table = catalog.display_name.clone();
-    let bad = |detail: String| SourceError::Config { table: table.clone(), detail };
-    let find = |c: &str| plans.iter().find(|p| p.column.name == c);
-    let cursor =
-        find(&w.cursor).ok_or_else(|| bad(format!("cursor column {:?} is not among the copied columns", w.cursor)))?;
-    let kind = CursorKind::of(cursor).ok_or_else(|| {
-        bad(format!(
+    let cols = window_columns(&table, plans, &catalog.primary_key, w)?;
+    let kind = CursorKind::of(cols.cursor).ok_or_else(|| SourceError::Config {
+        table: table.clone(),
+        detail: format!(
             "cursor column {:?} is {}; a cursor must be a timestamp, timestamptz, date or integer column",
-            w.cursor, cursor.column.source_type
-        ))
+            w.cursor, cols.cursor.column.source_type
+        ),
     })?;
-    let mut keys = Vec::new();
-    let key_names = if w.key.is_empty() { &catalog.primary_key } else { &w.key };
-    for k in key_names {
-        let p = find(k).ok_or_else(|| bad(format!("key column {k:?} is not among the copied columns")))?;
-        keys.push((quote_ident(k), p.column.source_type.clone()));
-    }
+    let keys = cols.keys.iter().map(|(k, p)| (quote_ident(k), p.column.source_type.clone())).collect();
     let upper = match kind.upper_bound_sql() {
         None => None,
         Some(sql) => Some(
@@ -152,7 +141,5 @@ async fn window_sql(
                 .get::<i64, _>(0),
         ),
     };
-    let mut window = w.clone();
-    window.key = key_names.clone();
-    Ok(WindowSql { cursor: quote_ident(&w.cursor), kind, keys, window, upper })
+    Ok(WindowSql { cursor: quote_ident(&w.cursor), kind, keys, window: cols.window, upper })
 }
