@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::chain::{Chain, good_project};
+use common::Landing;
 use common::compare::{Kind, assert_same, bq_rows, source_rows};
-use common::{PgDb, bq::Bq, write_config};
 use sqlx::{Connection, Executor};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -110,21 +109,11 @@ async fn run(config: &std::path::Path, url: &str, point: Option<&str>) -> (bool,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_runs_never_lose_or_duplicate_a_row() {
-    let db = PgDb::new().await;
-    db.exec(
+    let Landing { db, bq, dataset, chain: _chain, config } = Landing::new(
         "CREATE TABLE orders (id bigint PRIMARY KEY, v text, n int NOT NULL, updated_at timestamptz NOT NULL,
                               deleted_at timestamptz, created_at date NOT NULL);
          INSERT INTO orders SELECT g, 'v' || g, g, timestamptz '2024-01-01Z' + g * interval '1 second', NULL, date '2024-01-01' + (g % 60)
          FROM generate_series(1, 3000) g;",
-    )
-    .await;
-    let bq = Bq::new();
-    let dataset = bq.create_dataset().await;
-    let chain = Chain::start(good_project()).await;
-    let config = write_config(
-        chain.dir.path(),
-        &chain,
-        &dataset,
         &[],
         r#"
 [run]
@@ -138,7 +127,8 @@ lookback = 5
 soft_delete_column = "deleted_at"
 partition = { column = "created_at", granularity = "DAY" }
 "#,
-    );
+    )
+    .await;
     let gate = Arc::new(tokio::sync::Mutex::new(()));
     let stop = Arc::new(AtomicBool::new(false));
     let mutator = tokio::spawn(mutate(db.url.clone(), gate.clone(), stop.clone()));

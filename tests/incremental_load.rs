@@ -4,44 +4,18 @@
 
 mod common;
 
-use common::chain::{Chain, good_project};
+use common::Landing;
 use common::compare::{Kind, assert_same, bq_rows, source_rows};
-use common::{PgDb, aurora2bq, bq::Bq, write_config};
 
 const COLS: &[(&str, Kind)] =
     &[("id", Kind::Int), ("v", Kind::Text), ("n", Kind::Int), ("updated_at", Kind::Timestamp)];
 
-struct Setup {
-    db: PgDb,
-    bq: Bq,
-    dataset: String,
-    _chain: Chain,
-    config: std::path::PathBuf,
-}
-
-impl Setup {
-    async fn new(ddl: &str, tables: &str) -> Setup {
-        let db = PgDb::new().await;
-        db.exec(ddl).await;
-        let bq = Bq::new();
-        let dataset = bq.create_dataset().await;
-        let chain = Chain::start(good_project()).await;
-        let config = write_config(chain.dir.path(), &chain, &dataset, &[], tables);
-        Setup { db, bq, dataset, _chain: chain, config }
-    }
-
-    async fn run(&self) -> common::Run {
-        aurora2bq(&["run", "--config", self.config.to_str().unwrap()], &[("TEST_SOURCE_URL", &self.db.url)]).await
-    }
-
-    async fn assert_target_is_live_source(&self) {
-        let source = source_rows(&mut self.db.connect().await, "items WHERE deleted_at IS NULL", COLS).await;
-        let target = bq_rows(
-            self.bq.query(&format!("SELECT id, v, n, UNIX_MICROS(updated_at) FROM {}.items", self.dataset)).await,
-            COLS,
-        );
-        assert_same(&source, &target, COLS);
-    }
+/// The target holds exactly the source's rows that are not soft-deleted.
+async fn assert_target_is_live_source(s: &Landing) {
+    let source = source_rows(&mut s.db.connect().await, "items WHERE deleted_at IS NULL", COLS).await;
+    let target =
+        bq_rows(s.bq.query(&format!("SELECT id, v, n, UNIX_MICROS(updated_at) FROM {}.items", s.dataset)).await, COLS);
+    assert_same(&source, &target, COLS);
 }
 
 const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, v text, n int, created_at date NOT NULL DEFAULT date '2024-01-15',
@@ -51,8 +25,9 @@ const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, v text, n int, c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_applies_updates_inserts_and_soft_deletes_and_records_the_watermark() {
-    let s = Setup::new(
+    let s = Landing::new(
         ITEMS,
+        &[],
         r#"
 [[tables]]
 source = "items"
@@ -69,7 +44,7 @@ metadata_columns = true
     )
     .await;
     s.run().await.assert_ok();
-    s.assert_target_is_live_source().await;
+    assert_target_is_live_source(&s).await;
 
     // The target was created with the requested options and metadata columns.
     let t = s.bq.table(&s.dataset, "items").await.unwrap();
@@ -94,10 +69,10 @@ metadata_columns = true
     .await;
     let run = s.run().await;
     run.assert_ok();
-    s.assert_target_is_live_source().await;
+    assert_target_is_live_source(&s).await;
     s.db.exec("UPDATE items SET deleted_at = NULL, v = 'restored', updated_at = now() WHERE id = 14").await;
     s.run().await.assert_ok();
-    s.assert_target_is_live_source().await;
+    assert_target_is_live_source(&s).await;
 
     // The state table holds the watermark, typed and as lossless JSON.
     let st =
@@ -114,14 +89,15 @@ metadata_columns = true
     // Nothing changed: the look-back re-reads the last minute's rows, and the merge makes
     // that harmless: nothing is duplicated.
     s.run().await.assert_ok();
-    s.assert_target_is_live_source().await;
+    assert_target_is_live_source(&s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_inserts_each_new_row_once() {
-    let s = Setup::new(
+    let s = Landing::new(
         "CREATE TABLE events (id bigint PRIMARY KEY, kind text, happened_at timestamptz NOT NULL);
          INSERT INTO events SELECT g, 'k' || (g % 3), timestamptz '2024-01-01Z' FROM generate_series(1, 500) g;",
+        &[],
         "\n[[tables]]\nsource = \"events\"\nmode = \"append\"\ncursor = \"id\"\n",
     )
     .await;

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::chain::{Chain, good_project};
 use common::compare::{Kind, assert_same, bq_rows, source_rows};
-use common::{PgDb, aurora2bq, bq::Bq, write_config};
+use common::{Landing, PgDb, aurora2bq};
 
 const COLUMNS: &[(&str, Kind)] = &[
     ("id", Kind::Int),
@@ -82,14 +81,10 @@ FROM generate_series(1, {rows}) AS g;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
-    let db = PgDb::new().await;
-    db.exec(&everything_sql(100_000)).await;
-    let bq = Bq::new();
-    let dataset = bq.create_dataset().await;
-    let chain = Chain::start(good_project()).await;
-    let config = write_config(chain.dir.path(), &chain, &dataset, &["public.everything"], "");
+    let l = Landing::new(&everything_sql(100_000), &["public.everything"], "").await;
+    let Landing { db, bq, dataset, chain, .. } = &l;
 
-    let run = aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", &db.url)]).await;
+    let run = l.run().await;
     run.assert_ok();
     assert!(run.stdout.contains("public.everything") && run.stdout.contains("100000 rows"), "{}", run.stdout);
 
@@ -97,7 +92,7 @@ async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
     assert_eq!(source.len(), 100_000);
     let count = bq.query(&format!("SELECT COUNT(*) FROM {dataset}.everything")).await;
     assert_eq!(count[0][0].as_str(), Some("100000"), "rows in BigQuery");
-    let dest = bq_rows(bq.rows(&dataset, "everything").await, COLUMNS);
+    let dest = bq_rows(bq.rows(dataset, "everything").await, COLUMNS);
     assert_same(&source, &dest, COLUMNS);
 
     // Every BigQuery call went through the gates with a token the chain produced.
@@ -105,7 +100,7 @@ async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
     assert!(passed >= 5, "only {passed} calls reached BigQuery through the gates");
     assert_eq!(refused, 0);
     // The staging table is gone; the target and the state table remain.
-    let mut tables = bq.tables(&dataset).await;
+    let mut tables = bq.tables(dataset).await;
     tables.sort();
     assert_eq!(tables, vec!["_aurora2bq_state".to_string(), "everything".to_string()]);
 }
@@ -113,14 +108,10 @@ async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
 const SMALL: &[(&str, Kind)] =
     &[("id", Kind::Int), ("name", Kind::Text), ("amount", Kind::Decimal), ("at", Kind::Timestamp)];
 
-async fn small_table(db: &PgDb) {
-    db.exec(
-        "CREATE TABLE accounts (id bigint PRIMARY KEY, name text, amount numeric(12,2), at timestamptz);
-         INSERT INTO accounts SELECT g, 'v1-' || g, g * 1.5, timestamptz '2020-01-01Z' + g * interval '1 s'
-         FROM generate_series(1, 5000) g;",
-    )
-    .await;
-}
+const SMALL_TABLE: &str =
+    "CREATE TABLE accounts (id bigint PRIMARY KEY, name text, amount numeric(12,2), at timestamptz);
+     INSERT INTO accounts SELECT g, 'v1-' || g, g * 1.5, timestamptz '2020-01-01Z' + g * interval '1 s'
+     FROM generate_series(1, 5000) g;";
 
 async fn change_source(db: &PgDb) {
     db.exec(
@@ -133,12 +124,7 @@ async fn change_source(db: &PgDb) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_replaces_the_table() {
-    let db = PgDb::new().await;
-    small_table(&db).await;
-    let bq = Bq::new();
-    let dataset = bq.create_dataset().await;
-    let chain = Chain::start(good_project()).await;
-    let config = write_config(chain.dir.path(), &chain, &dataset, &["accounts"], "");
+    let Landing { db, bq, dataset, chain: _chain, config } = Landing::new(SMALL_TABLE, &["accounts"], "").await;
     let args = ["run", "--config", config.to_str().unwrap()];
     let env = [("TEST_SOURCE_URL", db.url.as_str())];
 
@@ -155,12 +141,7 @@ async fn a_second_run_replaces_the_table() {
 /// the previous target exactly as it was; the next run then completes the change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_before_the_swap_leaves_the_previous_target_intact() {
-    let db = PgDb::new().await;
-    small_table(&db).await;
-    let bq = Bq::new();
-    let dataset = bq.create_dataset().await;
-    let chain = Chain::start(good_project()).await;
-    let config = write_config(chain.dir.path(), &chain, &dataset, &["accounts"], "");
+    let Landing { db, bq, dataset, chain: _chain, config } = Landing::new(SMALL_TABLE, &["accounts"], "").await;
     let args = ["run", "--config", config.to_str().unwrap()];
 
     aurora2bq(&args, &[("TEST_SOURCE_URL", &db.url)]).await.assert_ok();

@@ -5,22 +5,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::chain::{Chain, good_project};
-use common::{PgDb, bq::Bq, write_config};
+use common::Landing;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_table_does_not_stop_the_others() {
-    let db = PgDb::new().await;
-    db.exec(
+    let l = Landing::new(
         "CREATE TABLE good (id int PRIMARY KEY, v text); INSERT INTO good SELECT g, 'v' FROM generate_series(1, 100) g;
          CREATE TABLE bad (id int PRIMARY KEY, l pg_lsn); INSERT INTO bad VALUES (1, '0/0');",
+        &["bad", "good"],
+        "\n[run]\ntable_concurrency = 2\n",
     )
     .await;
-    let bq = Bq::new();
-    let dataset = bq.create_dataset().await;
-    let chain = Chain::start(good_project()).await;
-    let config = write_config(chain.dir.path(), &chain, &dataset, &["bad", "good"], "\n[run]\ntable_concurrency = 2\n");
-    let run = common::aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", &db.url)]).await;
+    let (bq, dataset) = (&l.bq, &l.dataset);
+    let run = l.run().await;
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("ok      good ->") && run.stdout.contains("100 rows"), "{}", run.stdout);
     assert!(
@@ -31,24 +28,18 @@ async fn one_failing_table_does_not_stop_the_others() {
     assert!(run.stdout.contains("1 of 2 tables loaded, 1 failed"), "{}", run.stdout);
     let count = bq.query(&format!("SELECT COUNT(*) FROM {dataset}.good")).await;
     assert_eq!(count[0][0].as_str(), Some("100"));
-    assert!(bq.table(&dataset, "bad").await.is_none(), "the failed table left nothing");
+    assert!(bq.table(dataset, "bad").await.is_none(), "the failed table left nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_run_quickly_and_commits_nothing() {
-    let db = PgDb::new().await;
-    db.exec("CREATE TABLE slow_src (id int PRIMARY KEY);").await;
-    let bq = Bq::new();
-    let dataset = bq.create_dataset().await;
-    let chain = Chain::start(good_project()).await;
     // A query source that takes about 40 s to produce its rows.
-    let config = write_config(
-        chain.dir.path(),
-        &chain,
-        &dataset,
+    let Landing { db, bq, dataset, chain: _chain, config } = Landing::new(
+        "CREATE TABLE slow_src (id int PRIMARY KEY);",
         &[],
         "\n[run]\nbatch_rows = 10\n\n[[tables]]\nquery = \"SELECT g AS id, pg_sleep(0.01)::text AS s FROM generate_series(1, 4000) g\"\ntarget = \"slow\"\n",
-    );
+    )
+    .await;
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"))
         .args(["run", "--config", config.to_str().unwrap()])
         .env("TEST_SOURCE_URL", &db.url)

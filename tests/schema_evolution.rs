@@ -4,55 +4,37 @@
 
 mod common;
 
-use common::chain::{Chain, good_project};
-use common::{PgDb, Run, aurora2bq, bq::Bq, write_config};
+use common::Landing;
 
-struct Setup {
-    db: PgDb,
-    bq: Bq,
-    dataset: String,
-    _chain: Chain,
-    config: std::path::PathBuf,
-}
-
-async fn setup(extra: &str) -> Setup {
-    let db = PgDb::new().await;
-    db.exec(
+async fn setup(extra: &str) -> Landing {
+    let tables = format!("\n[[tables]]\nsource = \"t\"\nmode = \"merge\"\ncursor = \"updated_at\"\n{extra}");
+    Landing::new(
         "CREATE TABLE t (id bigint PRIMARY KEY, v text, n int, d text, updated_at timestamptz NOT NULL DEFAULT now());
          INSERT INTO t SELECT g, 'v' || g, g, '2024-01-0' || (g % 9 + 1), now() - interval '1 hour' FROM generate_series(1, 20) g;",
+        &[],
+        &tables,
     )
-    .await;
-    let bq = Bq::new();
-    let dataset = bq.create_dataset().await;
-    let chain = Chain::start(good_project()).await;
-    let tables = format!("\n[[tables]]\nsource = \"t\"\nmode = \"merge\"\ncursor = \"updated_at\"\n{extra}");
-    let config = write_config(chain.dir.path(), &chain, &dataset, &[], &tables);
-    Setup { db, bq, dataset, _chain: chain, config }
+    .await
 }
 
-impl Setup {
-    async fn run(&self) -> Run {
-        aurora2bq(&["run", "--config", self.config.to_str().unwrap()], &[("TEST_SOURCE_URL", &self.db.url)]).await
-    }
+/// The BigQuery type of the target's column `name`, if it has one.
+async fn column_type(s: &Landing, name: &str) -> Option<String> {
+    let t = s.bq.table(&s.dataset, "t").await.unwrap();
+    t["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .map(|f| f["type"].as_str().unwrap().to_owned())
+}
 
-    async fn column_type(&self, name: &str) -> Option<String> {
-        let t = self.bq.table(&self.dataset, "t").await.unwrap();
-        t["schema"]["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .map(|f| f["type"].as_str().unwrap().to_owned())
-    }
-
-    async fn values(&self, sql_cols: &str) -> Vec<Vec<Option<String>>> {
-        self.bq
-            .query(&format!("SELECT {sql_cols} FROM {}.t ORDER BY id", self.dataset))
-            .await
-            .into_iter()
-            .map(|r| r.into_iter().map(|v| v.as_str().map(str::to_owned)).collect())
-            .collect()
-    }
+/// The target's rows, ordered by id, as text.
+async fn values(s: &Landing, sql_cols: &str) -> Vec<Vec<Option<String>>> {
+    s.bq.query(&format!("SELECT {sql_cols} FROM {}.t ORDER BY id", s.dataset))
+        .await
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v.as_str().map(str::to_owned)).collect())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,21 +45,21 @@ async fn added_dropped_and_widened_columns_evolve_the_target() {
     s.db.exec("ALTER TABLE t ADD COLUMN extra text; UPDATE t SET extra = 'x' || id, updated_at = now() WHERE id <= 5;")
         .await;
     s.run().await.assert_ok();
-    assert_eq!(s.column_type("extra").await.as_deref(), Some("STRING"));
-    let rows = s.values("id, extra").await;
+    assert_eq!(column_type(&s, "extra").await.as_deref(), Some("STRING"));
+    let rows = values(&s, "id, extra").await;
     assert_eq!(rows[0], vec![Some("1".into()), Some("x1".into())]);
     assert_eq!(rows[10], vec![Some("11".into()), None], "rows not re-read have no value yet");
 
     s.db.exec("ALTER TABLE t DROP COLUMN v; UPDATE t SET updated_at = now() WHERE id = 2;").await;
     s.run().await.assert_ok();
-    let rows = s.values("id, v").await;
+    let rows = values(&s, "id, v").await;
     assert_eq!(rows[0], vec![Some("1".into()), Some("v1".into())], "an untouched row keeps the old value");
-    assert_eq!(s.column_type("v").await.as_deref(), Some("STRING"), "the column stays in the target");
+    assert_eq!(column_type(&s, "v").await.as_deref(), Some("STRING"), "the column stays in the target");
 
     s.db.exec("ALTER TABLE t ALTER COLUMN n TYPE numeric(20,0); UPDATE t SET n = 99999999999999999999, updated_at = now() WHERE id = 3;").await;
     s.run().await.assert_ok();
-    assert_eq!(s.column_type("n").await.as_deref(), Some("NUMERIC"), "INT64 widened to NUMERIC");
-    let rows = s.values("id, CAST(n AS STRING)").await;
+    assert_eq!(column_type(&s, "n").await.as_deref(), Some("NUMERIC"), "INT64 widened to NUMERIC");
+    let rows = values(&s, "id, CAST(n AS STRING)").await;
     let n3 = rows[2][1].clone().unwrap();
     assert!(n3.starts_with("99999999999999999999"), "{n3}");
     assert!(rows[3][1].as_deref().unwrap().starts_with('4'), "{:?}", rows[3]);
@@ -87,13 +69,13 @@ async fn added_dropped_and_widened_columns_evolve_the_target() {
 async fn an_impossible_change_stops_the_table_and_says_how_to_proceed() {
     let s = setup("").await;
     s.run().await.assert_ok();
-    let before = s.values("id, d").await;
+    let before = values(&s, "id, d").await;
     s.db.exec("ALTER TABLE t ALTER COLUMN d TYPE date USING d::date; UPDATE t SET updated_at = now();").await;
     let run = s.run().await;
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     assert!(run.stdout.contains("column d is STRING in BigQuery but the source now gives DATE"), "{}", run.stdout);
     assert!(run.stdout.contains("cast") && run.stdout.contains("drop the target table"), "{}", run.stdout);
-    assert_eq!(s.values("id, d").await, before, "the target was left as it was");
+    assert_eq!(values(&s, "id, d").await, before, "the target was left as it was");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,5 +90,5 @@ async fn refuse_mode_stops_on_a_new_column() {
         "{}",
         run.stdout
     );
-    assert_eq!(s.column_type("extra").await, None);
+    assert_eq!(column_type(&s, "extra").await, None);
 }

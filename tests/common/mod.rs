@@ -156,6 +156,41 @@ pub async fn aurora2bq(args: &[&str], env: &[(&str, &str)]) -> Run {
     out.into()
 }
 
+/// What a test of `aurora2bq run` from PostgreSQL stands on: a database of its own with
+/// `ddl` run in it, a dataset, the emulated credential chain, and a config naming them.
+pub struct Landing {
+    pub db: PgDb,
+    pub bq: bq::Bq,
+    pub dataset: String,
+    pub chain: chain::Chain,
+    pub config: PathBuf,
+}
+
+impl Landing {
+    /// `tables` are source names listed as plain tables; `extra` is appended to the config.
+    pub async fn new(ddl: &str, tables: &[&str], extra: &str) -> Landing {
+        let db = PgDb::new().await;
+        db.exec(ddl).await;
+        let bq = bq::Bq::new();
+        let dataset = bq.create_dataset().await;
+        let chain = chain::Chain::start(chain::good_project()).await;
+        let config = write_config(chain.dir.path(), &chain, &dataset, tables, extra);
+        Landing { db, bq, dataset, chain, config }
+    }
+
+    /// `aurora2bq run` on the config, against the database.
+    pub async fn run(&self) -> Run {
+        self.run_with(&[]).await
+    }
+
+    /// The same, with more environment variables.
+    pub async fn run_with(&self, env: &[(&str, &str)]) -> Run {
+        let mut all = vec![("TEST_SOURCE_URL", self.db.url.as_str())];
+        all.extend_from_slice(env);
+        aurora2bq(&["run", "--config", self.config.to_str().expect("UTF-8 path")], &all).await
+    }
+}
+
 /// Writes an aurora2bq config for `tables` (source names) into `dir`.
 pub fn write_config(dir: &Path, chain: &chain::Chain, dataset: &str, tables: &[&str], extra: &str) -> PathBuf {
     let mut text = format!(
