@@ -37,9 +37,43 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// `text` with the user-info of every `scheme://user:password@` in it replaced, for messages
+/// that quote input (a config line, a library's error) which may hold a connection URL.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // User-info ends at '@' before any '/', whitespace or quote that ends the authority.
+        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'' || c == '>').unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("REDACTED");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_is_redacted_wherever_it_is_quoted() {
+        for (input, want) in [
+            ("url = \"postgres://u:hunter2@db:5432/x\"", "url = \"postgres://REDACTED@db:5432/x\""),
+            ("mysql://root:p@ss@h/db and https://ok.example/p", "mysql://REDACTED@h/db and https://ok.example/p"),
+            ("no url here", "no url here"),
+            ("http://host/path@x", "http://host/path@x"),
+        ] {
+            assert_eq!(redact_userinfo(input), want, "{input}");
+        }
+    }
 
     #[test]
     fn debug_and_display_never_show_the_value() {

@@ -24,11 +24,11 @@ const FAST: retry::Policy = retry::Policy {
 
 fn source(chain: &Chain, policy: Policy) -> Result<ExternalAccount, AuthError> {
     let creds = credentials::load(&chain.cred_path)?;
-    Ok(ExternalAccount::new(creds, policy, reqwest::Client::new(), Arc::new(SystemClock))?.with_retry(FAST))
+    Ok(ExternalAccount::new(creds, &policy, reqwest::Client::new(), Arc::new(SystemClock))?.with_retry(FAST))
 }
 
 async fn token(chain: &Chain) -> Result<aurora2bq::auth::AccessToken, AuthError> {
-    source(chain, Policy { allow_insecure: true })?.token().await
+    source(chain, Policy::new(true, "googleapis.com"))?.token().await
 }
 
 #[tokio::test]
@@ -191,7 +191,7 @@ async fn each_misconfiguration_names_its_link_and_fix() {
 #[tokio::test]
 async fn non_google_endpoints_are_refused_outside_development() {
     let chain = Chain::start(good_project()).await;
-    let e = source(&chain, Policy { allow_insecure: false }).err().expect("refused");
+    let e = source(&chain, Policy::strict()).err().expect("refused");
     assert_eq!(e.link(), Link::CredentialConfig);
     assert!(e.to_string().contains("token_url"), "{e}");
     assert_eq!(chain.emulator.calls(aurora2bq_google_emulator::Endpoint::Sts), 0, "no token may be sent");

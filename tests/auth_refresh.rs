@@ -27,7 +27,7 @@ const FAST: retry::Policy = retry::Policy {
 fn cached(chain: &Chain) -> (Arc<CachedTokenSource>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let creds = credentials::load(&chain.cred_path).unwrap();
-    let ext = ExternalAccount::new(creds, Policy { allow_insecure: true }, reqwest::Client::new(), clock.clone())
+    let ext = ExternalAccount::new(creds, &Policy::new(true, "googleapis.com"), reqwest::Client::new(), clock.clone())
         .unwrap()
         .with_retry(FAST);
     (Arc::new(CachedTokenSource::new(Arc::new(ext), clock.clone())), clock)

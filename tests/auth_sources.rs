@@ -12,10 +12,12 @@ use aurora2bq::retry;
 use aurora2bq_google_emulator::{Emulator, TokenSpec};
 use common::chain::{Chain, SA, good_project};
 
-const DEV: Policy = Policy { allow_insecure: true };
+fn dev() -> Policy {
+    Policy::new(true, "googleapis.com")
+}
 
 async fn token_from(path: &std::path::Path) -> Result<aurora2bq::auth::AccessToken, aurora2bq::auth::AuthError> {
-    auth::from_file(path, DEV, retry::Policy::STANDARD, reqwest::Client::new(), Arc::new(SystemClock))?.token().await
+    auth::from_file(path, &dev(), retry::Policy::STANDARD, reqwest::Client::new(), Arc::new(SystemClock))?.token().await
 }
 
 #[tokio::test]
@@ -109,8 +111,8 @@ async fn key_files_must_name_google_token_endpoints_outside_development() {
     let key = chain.emulator.create_service_account_key(SA);
     let path = chain.dir.path().join("key.json");
     std::fs::write(&path, key.to_string()).unwrap();
-    let strict = Policy { allow_insecure: false };
-    let e = auth::from_file(&path, strict, retry::Policy::STANDARD, reqwest::Client::new(), Arc::new(SystemClock))
+    let strict = Policy::strict();
+    let e = auth::from_file(&path, &strict, retry::Policy::STANDARD, reqwest::Client::new(), Arc::new(SystemClock))
         .err()
         .expect("refused");
     assert!(e.to_string().contains("token_uri"), "{e}");

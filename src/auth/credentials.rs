@@ -17,11 +17,13 @@ pub struct ExternalAccountConfig {
     pub path: PathBuf,
     pub audience: String,
     pub subject_token_type: String,
+    /// Empty when the file has none: then STS of aurora2bq's universe (set by `ExternalAccount`).
     pub token_url: String,
     pub impersonation: Option<Impersonation>,
     pub source: CredentialSource,
     pub client_auth: Option<(String, Secret)>,
-    pub universe_domain: String,
+    /// As the file says; checked against aurora2bq's own universe before any call.
+    pub universe_domain: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,8 +103,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ExternalAccountConfig, AuthError
             "remove workforce_pool_user_project: a workload identity pool does not use it",
         ));
     }
-    let universe_domain = s("universe_domain").unwrap_or_else(|| "googleapis.com".into());
-    let token_url = s("token_url").unwrap_or_else(|| format!("https://sts.{universe_domain}/v1/token"));
+    let universe_domain = s("universe_domain");
+    // Filled from aurora2bq's universe when absent; never from the file's universe_domain.
+    let token_url = s("token_url").unwrap_or_default();
     let impersonation = match s("service_account_impersonation_url") {
         None => None,
         Some(url) => Some(impersonation(path, obj, url)?),

@@ -1,13 +1,51 @@
-//! Which hosts may receive the pod's subject token or an access token. A credential config
-//! is input that could be hostile: outside the development switch, STS must be a Google
-//! STS host and impersonation a Google IAM Credentials host, both over HTTPS.
+//! Which hosts may receive the pod's subject token or an access token. Credential files are
+//! input that could be hostile, so where a secret may go is decided by aurora2bq's own
+//! configuration alone: its `google.universe_domain` (default `googleapis.com`) names the
+//! only Google universe, and a credential file that names another is refused before any
+//! call. Outside the development switch, STS must be a Google STS host and impersonation a
+//! Google IAM Credentials host of that universe, both over HTTPS. The development switch
+//! adds loopback hosts (the local emulators) and nothing else, so a config written for a
+//! laptop cannot send tokens across the network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use url::Url;
 
-#[derive(Debug, Clone, Copy)]
+pub const DEFAULT_UNIVERSE: &str = "googleapis.com";
+
+#[derive(Debug, Clone)]
 pub struct Policy {
-    /// Development only: accept any http(s) host, e.g. the local emulator.
+    /// Development only: also accept http(s) on loopback hosts, e.g. the local emulator.
     pub allow_insecure: bool,
+    /// The one Google universe tokens may go to, from aurora2bq's config.
+    pub universe: Arc<str>,
+}
+
+impl Policy {
+    pub fn new(allow_insecure: bool, universe: &str) -> Self {
+        Self { allow_insecure, universe: universe.into() }
+    }
+
+    /// Google's public universe, no development switch.
+    pub fn strict() -> Self {
+        Self::new(false, DEFAULT_UNIVERSE)
+    }
+
+    /// A credential file's `universe_domain` must be ours: Google's libraries refuse a
+    /// credential whose universe differs from the client's, before any call.
+    pub fn check_universe(&self, file_universe: Option<&str>) -> Result<(), String> {
+        let theirs = file_universe.unwrap_or(DEFAULT_UNIVERSE);
+        if theirs.eq_ignore_ascii_case(&self.universe) {
+            return Ok(());
+        }
+        Err(format!(
+            "universe_domain is {theirs:?}, but aurora2bq is configured for {:?} (google.universe_domain); \
+             tokens only go to the universe aurora2bq's own configuration names, never to one a credential \
+             file names",
+            self.universe
+        ))
+    }
 }
 
 /// The Google service a URL must belong to.
@@ -32,35 +70,86 @@ impl Service {
     }
 }
 
-/// Checks `url` against the policy; the error says which key and why.
-pub fn check(policy: Policy, service: Service, key: &str, url: &str) -> Result<Url, String> {
-    check_in(policy, service, key, url, "googleapis.com")
-}
-
-/// As [`check`], for a credential config's `universe_domain` (default `googleapis.com`).
-pub fn check_in(policy: Policy, service: Service, key: &str, url: &str, universe: &str) -> Result<Url, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("{key} {url:?} is not a URL: {e}"))?;
-    if policy.allow_insecure {
-        return match parsed.scheme() {
-            "http" | "https" => Ok(parsed),
-            other => Err(format!("{key} {url:?} uses scheme {other:?}; use http or https")),
-        };
+/// Checks `url` against the policy; the error says which key and why, with any password
+/// in the URL left out.
+pub fn check(policy: &Policy, service: Service, key: &str, url: &str) -> Result<Url, String> {
+    let shown = redact(url);
+    let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{key} {shown:?} carries a user name or password; tokens are never sent with one"));
+    }
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{key} {shown:?} uses scheme {:?}; use https", parsed.scheme()));
+    }
+    if policy.allow_insecure && is_loopback(&parsed) {
+        return Ok(parsed);
     }
     if parsed.scheme() != "https" {
         return Err(format!(
-            "{key} {url:?} is not HTTPS; only Google endpoints over HTTPS are accepted \
-             (allow_insecure_endpoints is for local development only)"
+            "{key} {shown:?} is not HTTPS; only Google endpoints over HTTPS are accepted \
+             (allow_insecure_endpoints adds loopback hosts for local development, nothing else)"
         ));
     }
     let host = parsed.host_str().unwrap_or_default();
-    if !is_google_host(service.label(), host, universe) {
+    if !is_google_host(service.label(), host, &policy.universe) {
         return Err(format!(
-            "{key} {url:?} is not a Google {} endpoint; a credential config must not send \
-             tokens to another host",
-            service.label()
+            "{key} {shown:?} is not a Google {} endpoint in universe {:?}; tokens are only sent to \
+             the universe aurora2bq's configuration names",
+            service.label(),
+            policy.universe
         ));
     }
     Ok(parsed)
+}
+
+/// Where a subject token is fetched from (`credential_source.url`). Nothing of ours is sent
+/// there, but plain HTTP would let anyone on the path hand us a token, and a URL from a file
+/// must not reach into the network unnoticed: HTTPS, or loopback under the development switch.
+pub fn check_fetch(policy: &Policy, key: &str, url: &str) -> Result<Url, String> {
+    let shown = redact(url);
+    let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{key} {shown:?} carries a user name or password; put credentials in headers"));
+    }
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if policy.allow_insecure && is_loopback(&parsed) => Ok(parsed),
+        "http" => Err(format!(
+            "{key} {shown:?} is plain HTTP; only HTTPS is fetched (allow_insecure_endpoints adds loopback \
+             hosts for local development)"
+        )),
+        other => Err(format!("{key} {shown:?} uses scheme {other:?}; use https")),
+    }
+}
+
+/// 127.0.0.0/8, ::1 and `localhost`: the development switch reaches no further.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => false,
+    }
+}
+
+/// The URL with its password (and user name) replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("REDACTED");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Unparsable: keep what cannot hold userinfo.
+        Err(_) => match url.split_once('@') {
+            Some((_, rest)) => format!("REDACTED@{rest}"),
+            None => url.to_owned(),
+        },
+    }
 }
 
 /// `S.googleapis.com`, `*.S.googleapis.com`, `S.*.googleapis.com`, `*-S.googleapis.com`,
@@ -96,8 +185,12 @@ fn is_google_host(s: &str, host: &str, universe: &str) -> bool {
 mod tests {
     use super::*;
 
-    const STRICT: Policy = Policy { allow_insecure: false };
-    const DEV: Policy = Policy { allow_insecure: true };
+    fn strict() -> Policy {
+        Policy::strict()
+    }
+    fn dev() -> Policy {
+        Policy::new(true, DEFAULT_UNIVERSE)
+    }
 
     #[test]
     fn google_hosts_are_accepted() {
@@ -109,7 +202,8 @@ mod tests {
             "https://us-east1-sts.googleapis.com/v1/token",
             "https://sts-xyz123.p.googleapis.com/v1/token",
         ] {
-            assert!(check(STRICT, Service::Sts, "token_url", url).is_ok(), "{url}");
+            assert!(check(&strict(), Service::Sts, "token_url", url).is_ok(), "{url}");
+            assert!(check(&dev(), Service::Sts, "token_url", url).is_ok(), "{url}");
         }
     }
 
@@ -123,22 +217,58 @@ mod tests {
             "https://127.0.0.1:8080/v1/token",
             "https://sts.evil.com/v1/token",
             "https://a.b.sts.googleapis.com/v1/token",
+            "https://user:pw@sts.googleapis.com/v1/token",
         ] {
-            let e = check(STRICT, Service::Sts, "token_url", url).unwrap_err();
+            let e = check(&strict(), Service::Sts, "token_url", url).unwrap_err();
             assert!(e.contains("token_url"), "{url}: {e}");
+            assert!(!e.contains("pw@"), "{e}");
         }
     }
 
     #[test]
-    fn another_universe_is_honoured_only_when_configured() {
+    fn the_universe_comes_from_our_config_only() {
         let url = "https://sts.example-universe.net/v1/token";
-        assert!(check(STRICT, Service::Sts, "token_url", url).is_err());
-        assert!(check_in(STRICT, Service::Sts, "token_url", url, "example-universe.net").is_ok());
+        assert!(check(&strict(), Service::Sts, "token_url", url).is_err());
+        let ours = Policy::new(false, "example-universe.net");
+        assert!(check(&ours, Service::Sts, "token_url", url).is_ok());
+        assert!(strict().check_universe(None).is_ok());
+        assert!(strict().check_universe(Some("googleapis.com")).is_ok());
+        let e = strict().check_universe(Some("attacker.example")).unwrap_err();
+        assert!(e.contains("attacker.example") && e.contains("google.universe_domain"), "{e}");
+        assert!(ours.check_universe(None).is_err());
     }
 
     #[test]
-    fn development_switch_allows_loopback_http_only_for_http_schemes() {
-        assert!(check(DEV, Service::Sts, "token_url", "http://127.0.0.1:9/v1/token").is_ok());
-        assert!(check(DEV, Service::Sts, "token_url", "file:///etc/passwd").is_err());
+    fn development_switch_adds_loopback_and_nothing_else() {
+        for ok in ["http://127.0.0.1:9/v1/token", "http://127.9.9.9/x", "http://[::1]:9/x", "http://localhost:9/x"] {
+            assert!(check(&dev(), Service::Sts, "token_url", ok).is_ok(), "{ok}");
+            assert!(check(&strict(), Service::Sts, "token_url", ok).is_err(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1/v1/token",
+            "https://attacker.example/v1/token",
+            "http://169.254.169.254/latest",
+            "http://localhost.attacker.example/x",
+            "file:///etc/passwd",
+        ] {
+            assert!(check(&dev(), Service::Sts, "token_url", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fetched_subject_urls_need_https_or_dev_loopback() {
+        assert!(check_fetch(&strict(), "credential_source.url", "https://idp.example/token").is_ok());
+        assert!(check_fetch(&strict(), "credential_source.url", "http://169.254.169.254/token").is_err());
+        assert!(check_fetch(&dev(), "credential_source.url", "http://169.254.169.254/token").is_err());
+        assert!(check_fetch(&dev(), "credential_source.url", "http://127.0.0.1:1/token").is_ok());
+        let e = check_fetch(&strict(), "credential_source.url", "https://u:hunter2@idp.example/t").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn redaction_hides_userinfo() {
+        assert_eq!(redact("https://u:secret@h.example/p"), "https://REDACTED@h.example/p");
+        assert_eq!(redact("https://h.example/p"), "https://h.example/p");
+        assert!(!redact("not a url u:secret@x").contains("secret"));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::clock::Clock;
-use super::credentials::ExternalAccountConfig;
+use super::credentials::{CredentialSource, ExternalAccountConfig};
 use super::endpoints::{self, Policy as EndpointPolicy, Service};
 use super::hints::ChainContext;
 use super::{AccessToken, AuthError, CLOUD_PLATFORM_SCOPE, Link, TokenSource, jwt, sts, subject};
@@ -21,10 +21,11 @@ pub struct ExternalAccount {
 }
 
 impl ExternalAccount {
-    /// Checks the endpoints against the policy before any token is sent anywhere.
+    /// Checks the universe and every URL against the policy before any token is sent or
+    /// fetched anywhere.
     pub fn new(
-        config: ExternalAccountConfig,
-        policy: EndpointPolicy,
+        mut config: ExternalAccountConfig,
+        policy: &EndpointPolicy,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
@@ -32,24 +33,26 @@ impl ExternalAccount {
             AuthError::broken(
                 Link::CredentialConfig,
                 format!("{}: {problem}", config.path.display()),
-                Some(
-                    "use the token_url and service_account_impersonation_url that gcloud writes \
-                     (https://sts.googleapis.com/v1/token, https://iamcredentials.googleapis.com/...)"
-                        .into(),
-                ),
+                Some(format!(
+                    "regenerate the credential config with `aurora2bq cred-config` or `gcloud iam \
+                     workload-identity-pools create-cred-config`: it writes universe_domain {:?}, \
+                     token_url https://sts.{0}/v1/token and an https://iamcredentials.{0}/... \
+                     impersonation URL",
+                    policy.universe.as_ref()
+                )),
             )
         };
-        let universe = config.universe_domain.as_str();
-        endpoints::check_in(policy, Service::Sts, "token_url", &config.token_url, universe).map_err(refuse)?;
+        policy.check_universe(config.universe_domain.as_deref()).map_err(refuse)?;
+        if config.token_url.is_empty() {
+            config.token_url = format!("https://sts.{}/v1/token", policy.universe);
+        }
+        endpoints::check(policy, Service::Sts, "token_url", &config.token_url).map_err(refuse)?;
         if let Some(imp) = &config.impersonation {
-            endpoints::check_in(
-                policy,
-                Service::IamCredentials,
-                "service_account_impersonation_url",
-                &imp.url,
-                universe,
-            )
-            .map_err(refuse)?;
+            endpoints::check(policy, Service::IamCredentials, "service_account_impersonation_url", &imp.url)
+                .map_err(refuse)?;
+        }
+        if let CredentialSource::Url { url, .. } = &config.source {
+            endpoints::check_fetch(policy, "credential_source.url", url).map_err(refuse)?;
         }
         Ok(Self { config, http, clock, retry: Policy::STANDARD })
     }

@@ -108,7 +108,7 @@ impl AuthError {
 /// Builds the token source the config asks for, wrapped in the refreshing cache.
 pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<dyn TokenSource>, AuthError> {
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
-    let policy = endpoints::Policy { allow_insecure: config.allow_insecure_endpoints };
+    let policy = config.endpoint_policy();
     let inner: Arc<dyn TokenSource> = match &config.credentials {
         // Re-read on every call and never cached: the file is the cache.
         CredentialsFrom::AccessTokenFile(path) => {
@@ -116,7 +116,7 @@ pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<d
         }
         CredentialsFrom::File(path) => {
             let path = credential_path(path.as_ref())?;
-            from_file(&path, policy, config.retry, http, clock.clone())?
+            from_file(&path, &policy, config.retry, http, clock.clone())?
         }
     };
     Ok(Arc::new(cache::CachedTokenSource::new(inner, clock)))
@@ -125,7 +125,7 @@ pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<d
 /// The uncached token source for a credential file, by its `type`.
 pub fn from_file(
     path: &std::path::Path,
-    policy: endpoints::Policy,
+    policy: &endpoints::Policy,
     retry: crate::retry::Policy,
     http: reqwest::Client,
     clock: Arc<dyn clock::Clock>,

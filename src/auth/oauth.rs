@@ -18,14 +18,13 @@ use super::{AccessToken, AuthError, CLOUD_PLATFORM_SCOPE, Link, TokenSource, cal
 use crate::retry::Policy;
 use crate::secret::Secret;
 
-const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
-
 #[derive(Deserialize)]
 struct KeyFile {
     client_email: String,
     private_key_id: Option<String>,
     private_key: String,
     token_uri: Option<String>,
+    universe_domain: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +33,7 @@ struct UserFile {
     client_secret: String,
     refresh_token: String,
     token_uri: Option<String>,
+    universe_domain: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -71,7 +71,7 @@ impl OauthToken {
     pub fn service_account(
         path: &Path,
         text: &str,
-        policy: EndpointPolicy,
+        policy: &EndpointPolicy,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
@@ -81,7 +81,7 @@ impl OauthToken {
         let der = pem_body(&f.private_key).ok_or_else(|| bad(path, "private_key is not a PEM key", FIX))?;
         let key = RsaKeyPair::from_pkcs8(&der)
             .map_err(|e| bad(path, format!("private_key is not an RSA PKCS#8 key: {e}"), FIX))?;
-        let token_uri = checked_uri(path, policy, f.token_uri)?;
+        let token_uri = checked_uri(path, policy, f.universe_domain.as_deref(), f.token_uri)?;
         let grant = Grant::ServiceAccount { email: f.client_email, key_id: f.private_key_id, key: Arc::new(key) };
         Ok(Self { grant, token_uri, http, clock, retry: Policy::STANDARD })
     }
@@ -89,14 +89,14 @@ impl OauthToken {
     pub fn authorized_user(
         path: &Path,
         text: &str,
-        policy: EndpointPolicy,
+        policy: &EndpointPolicy,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         const FIX: &str = "run `gcloud auth application-default login` again";
         let f: UserFile =
             serde_json::from_str(text).map_err(|e| bad(path, format!("not gcloud user credentials: {e}"), FIX))?;
-        let token_uri = checked_uri(path, policy, f.token_uri)?;
+        let token_uri = checked_uri(path, policy, f.universe_domain.as_deref(), f.token_uri)?;
         let grant = Grant::User {
             client_id: f.client_id,
             client_secret: Secret::new(f.client_secret),
@@ -170,15 +170,20 @@ impl TokenSource for OauthToken {
     }
 }
 
-fn checked_uri(path: &Path, policy: EndpointPolicy, uri: Option<String>) -> Result<String, AuthError> {
-    let uri = uri.unwrap_or_else(|| DEFAULT_TOKEN_URI.into());
-    // Old key files name accounts.google.com; both are Google's token endpoint.
-    if !policy.allow_insecure && uri.starts_with("https://accounts.google.com/") {
+fn checked_uri(
+    path: &Path,
+    policy: &EndpointPolicy,
+    universe: Option<&str>,
+    uri: Option<String>,
+) -> Result<String, AuthError> {
+    const FIX: &str = "use the file Google wrote, unchanged";
+    policy.check_universe(universe).map_err(|p| bad(path, p, FIX))?;
+    let uri = uri.unwrap_or_else(|| format!("https://oauth2.{}/token", policy.universe));
+    // Old key files name accounts.google.com: Google's token endpoint in Google's universe.
+    if policy.universe.as_ref() == endpoints::DEFAULT_UNIVERSE && uri.starts_with("https://accounts.google.com/") {
         return Ok(uri);
     }
-    endpoints::check(policy, Service::Oauth2, "token_uri", &uri)
-        .map(|_| uri)
-        .map_err(|p| bad(path, p, "use the token_uri Google wrote into the file"))
+    endpoints::check(policy, Service::Oauth2, "token_uri", &uri).map(|_| uri).map_err(|p| bad(path, p, FIX))
 }
 
 /// The DER bytes of a PEM block.

@@ -20,25 +20,26 @@ pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<
             extract(&raw, format, &path.display().to_string())
         }
         CredentialSource::Url { url, headers, format } => {
+            let shown = super::endpoints::redact(url);
             let mut req = http.get(url).timeout(Duration::from_secs(10));
             for (k, v) in headers {
                 req = req.header(k, v);
             }
             let resp = req.send().await.map_err(|e| AuthError::Transient {
                 link: Link::SubjectToken,
-                problem: format!("GET {url}: {e}"),
+                problem: format!("GET {shown}: {}", crate::http::error_chain(&e).replace(url.as_str(), &shown)),
                 attempts: 1,
             })?;
             let status = resp.status();
-            let body = resp.text().await.unwrap_or_default();
+            let body = read_capped(resp).await?;
             if !status.is_success() {
                 return Err(AuthError::broken(
                     Link::SubjectToken,
-                    format!("GET {url} answered HTTP {status}"),
+                    format!("GET {shown} answered HTTP {status}"),
                     Some("check credential_source.url and its headers".into()),
                 ));
             }
-            extract(&body, format, url)
+            extract(&body, format, &shown)
         }
         CredentialSource::Executable { command, timeout_ms, output_file } => {
             super::subject_exec::run(command, *timeout_ms, output_file.as_deref()).await
@@ -62,20 +63,71 @@ async fn read_file(path: &Path) -> Result<String, AuthError> {
         };
         AuthError::broken(Link::SubjectToken, problem, Some(fix_mount.clone()))
     })?;
-    if meta.len() > MAX_TOKEN_BYTES {
+    // A FIFO would block the read forever and a device (/dev/zero) reports no length:
+    // only a regular file (through the kubelet's symlinks) is a token file.
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a device, FIFO or socket)" };
         return Err(AuthError::broken(
             Link::SubjectToken,
-            format!("token file {} is {} bytes, too large for a token", path.display(), meta.len()),
+            format!("token file {} is {what}", path.display()),
             Some(fix_mount),
         ));
     }
-    tokio::fs::read_to_string(path).await.map_err(|e| {
+    let too_large = |len: u64| {
         AuthError::broken(
             Link::SubjectToken,
-            format!("cannot read token file {}: {e}", path.display()),
-            Some(fix_mount),
+            format!("token file {} is {len} bytes or more, too large for a token", path.display()),
+            Some(fix_mount.clone()),
+        )
+    };
+    if meta.len() > MAX_TOKEN_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // The file may grow between the check and the read: read at most the cap.
+    use tokio::io::AsyncReadExt as _;
+    let cant_read =
+        |e: std::io::Error| AuthError::broken(Link::SubjectToken, format!("cannot read token file {}: {e}", path.display()), Some(fix_mount.clone()));
+    let file = tokio::fs::File::open(path).await.map_err(cant_read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_BYTES + 1).read_to_end(&mut bytes).await.map_err(cant_read)?;
+    if bytes.len() as u64 > MAX_TOKEN_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        AuthError::broken(
+            Link::SubjectToken,
+            format!("token file {} is not text, so not a token", path.display()),
+            Some(fix_mount.clone()),
         )
     })
+}
+
+/// A URL source's body, at most [`MAX_TOKEN_BYTES`]: a hostile server cannot fill memory.
+async fn read_capped(mut resp: reqwest::Response) -> Result<String, AuthError> {
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                body.extend_from_slice(&c);
+                if body.len() as u64 > MAX_TOKEN_BYTES {
+                    return Err(AuthError::broken(
+                        Link::SubjectToken,
+                        format!("credential_source.url answered more than {MAX_TOKEN_BYTES} bytes, too large for a token"),
+                        Some("check credential_source.url names the token endpoint".into()),
+                    ));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(AuthError::Transient {
+                    link: Link::SubjectToken,
+                    problem: format!("reading credential_source.url's answer: {}", crate::http::error_chain(&e)),
+                    attempts: 1,
+                });
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The token from the raw text: trimmed (Go trims, Python does not; a trailing newline
@@ -133,6 +185,25 @@ mod tests {
         let e = extract("\n  \n", &Format::Text, "/t").unwrap_err();
         assert_eq!(e.link(), Link::SubjectToken);
         assert!(e.to_string().contains("empty"));
+    }
+
+    #[tokio::test]
+    async fn devices_fifos_and_directories_are_refused_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for (path, says) in [
+            (std::path::PathBuf::from("/dev/zero"), "not a regular file"),
+            (fifo, "not a regular file"),
+            (dir.path().to_owned(), "a directory"),
+        ] {
+            let src = CredentialSource::File { path: path.clone(), format: Format::Text };
+            let e = tokio::time::timeout(std::time::Duration::from_secs(5), fetch(&src, &reqwest::Client::new()))
+                .await
+                .expect("refused at once, not read")
+                .unwrap_err();
+            assert!(e.to_string().contains(says), "{}: {e}", path.display());
+        }
     }
 
     #[tokio::test]

@@ -13,10 +13,24 @@ use crate::pipeline;
 use crate::sink::bigquery::BigQuerySink;
 use crate::source::{self, BatchLimits};
 
+/// How long a stopped run may take to abandon its streams before it is dropped: well inside
+/// the 30–60 s a pod gets between SIGTERM and SIGKILL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn run(config_path: &Path) -> u8 {
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone());
-    match run_inner(config_path, stop.clone()).await {
+    // The pipeline reacts to `stop` itself; this bounds every phase it does not watch (a hung
+    // STS exchange at set-up, a hung BigQuery call): nothing is committed by dropping it.
+    let grace = async {
+        stop.cancelled().await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    let outcome = tokio::select! {
+        r = run_inner(config_path, stop.clone()) => r,
+        () = grace => Err(anyhow::anyhow!("stopped by a signal; nothing of this run was committed after it")),
+    };
+    match outcome {
         Ok(summary) => {
             print!("{}", summary.render());
             if stop.is_cancelled() {
@@ -38,6 +52,12 @@ async fn run_inner(config_path: &Path, stop: CancellationToken) -> anyhow::Resul
     let config = config::load(config_path)?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     tracing::info!(run_id = %run_id, tables = config.tables.len(), "run started");
+    if config.google.allow_insecure_endpoints {
+        tracing::warn!(
+            "google.allow_insecure_endpoints is on: plain-HTTP loopback endpoints are accepted. This is \
+             for local emulators only; remove it in production"
+        );
+    }
     let http = crate::http::client(config.google.request_timeout);
     let tokens = crate::auth::from_config(&config.google, http.clone()).context("setting up Google credentials")?;
     let sink =

@@ -35,7 +35,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates config text; `path` only labels errors.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text)
-        .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
+        // The parser quotes the offending line, which may be a connection URL with its password.
+        .map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: crate::secret::redact_userinfo(e.to_string().trim_end()),
+        })?;
     validate(path, text, raw)
 }
 
@@ -121,9 +125,18 @@ pub struct GoogleConfig {
     /// Development switch: accept non-Google or plain-HTTP endpoints. Off in production so
     /// a hostile credential config cannot send the pod's token elsewhere.
     pub allow_insecure_endpoints: bool,
+    /// The only Google universe tokens may go to; a credential file naming another is refused.
+    pub universe_domain: String,
     pub request_timeout: Duration,
     /// The one retry policy for STS, IAM, BigQuery REST and the Storage Write API.
     pub retry: crate::retry::Policy,
+}
+
+impl GoogleConfig {
+    /// Where tokens may go: decided here, never by a credential file.
+    pub fn endpoint_policy(&self) -> crate::auth::endpoints::Policy {
+        crate::auth::endpoints::Policy::new(self.allow_insecure_endpoints, &self.universe_domain)
+    }
 }
 
 impl Default for GoogleConfig {
@@ -134,6 +147,7 @@ impl Default for GoogleConfig {
             bigquery_url: url::Url::parse("https://bigquery.googleapis.com").expect("static URL"),
             storage_write_url: url::Url::parse("https://bigquerystorage.googleapis.com").expect("static URL"),
             allow_insecure_endpoints: false,
+            universe_domain: crate::auth::endpoints::DEFAULT_UNIVERSE.into(),
             request_timeout: Duration::from_secs(60),
             retry: crate::retry::Policy::STANDARD,
         }

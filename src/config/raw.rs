@@ -47,6 +47,7 @@ pub struct RawGoogle {
     pub bigquery_url: Option<Spanned<String>>,
     pub storage_write_url: Option<Spanned<String>>,
     pub allow_insecure_endpoints: Option<bool>,
+    pub universe_domain: Option<Spanned<String>>,
     pub request_timeout_seconds: Option<Spanned<u64>>,
     pub retry: Option<RawRetry>,
 }

@@ -10,8 +10,6 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawDestination, RawGoogle, RawRetry, RawRun, RawSource};
 use super::*;
 
-const DEFAULT_BIGQUERY_URL: &str = "https://bigquery.googleapis.com";
-const DEFAULT_STORAGE_WRITE_URL: &str = "https://bigquerystorage.googleapis.com";
 
 pub(super) struct Ctx<'a> {
     pub path: &'a Path,
@@ -29,7 +27,8 @@ impl Ctx<'_> {
             path: self.path.to_owned(),
             line: self.line(span),
             key: key.to_owned(),
-            message: message.into(),
+            // Messages quote values; a URL pasted in by mistake must not print its password.
+            message: crate::secret::redact_userinfo(&message.into()),
         }
     }
 
@@ -178,11 +177,40 @@ fn google(cx: &Ctx, raw: RawGoogle) -> Result<GoogleConfig, ConfigError> {
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| cx.err(v.span(), key, format!("{:?} is not an http(s) URL", v.get_ref()))),
     };
+    let allow_insecure = raw.allow_insecure_endpoints.unwrap_or(false);
+    let universe_domain = match &raw.universe_domain {
+        None => crate::auth::endpoints::DEFAULT_UNIVERSE.to_owned(),
+        Some(v) if is_domain(v.get_ref()) => v.get_ref().to_ascii_lowercase(),
+        Some(v) => {
+            return Err(cx.err(v.span(), "google.universe_domain", "is not a domain name such as googleapis.com"));
+        }
+    };
+    // These endpoints receive the access token: the same rule as a credential file's, checked
+    // here so that `doctor` and `run` refuse them before anything is contacted.
+    let policy = crate::auth::endpoints::Policy::new(allow_insecure, &universe_domain);
+    let endpoint = |v: Option<Spanned<String>>, key: &str, default: &str, service| {
+        let span = v.as_ref().map(|v| v.span()).unwrap_or(0..0);
+        let u = url(v, key, default)?;
+        crate::auth::endpoints::check(&policy, service, key, u.as_str()).map_err(|m| cx.err(span, key, m))?;
+        Ok::<_, ConfigError>(u)
+    };
+    use crate::auth::endpoints::Service;
     Ok(GoogleConfig {
         credentials,
-        bigquery_url: url(raw.bigquery_url, "google.bigquery_url", DEFAULT_BIGQUERY_URL)?,
-        storage_write_url: url(raw.storage_write_url, "google.storage_write_url", DEFAULT_STORAGE_WRITE_URL)?,
-        allow_insecure_endpoints: raw.allow_insecure_endpoints.unwrap_or(false),
+        bigquery_url: endpoint(
+            raw.bigquery_url,
+            "google.bigquery_url",
+            &format!("https://bigquery.{universe_domain}"),
+            Service::BigQuery,
+        )?,
+        storage_write_url: endpoint(
+            raw.storage_write_url,
+            "google.storage_write_url",
+            &format!("https://bigquerystorage.{universe_domain}"),
+            Service::BigQueryStorage,
+        )?,
+        allow_insecure_endpoints: allow_insecure,
+        universe_domain,
         request_timeout: Duration::from_secs(cx.bounded(
             &raw.request_timeout_seconds,
             "google.request_timeout_seconds",
@@ -244,6 +272,20 @@ pub(super) fn non_empty_path(cx: &Ctx, v: &Spanned<String>, key: &str) -> Result
         return Err(cx.err(v.span(), key, "is empty: give a file path"));
     }
     Ok(PathBuf::from(v.get_ref()))
+}
+
+/// Two or more DNS labels of letters, digits and hyphens.
+fn is_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    labels.len() >= 2
+        && s.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// Dataset and table IDs we create: ASCII letters, digits and underscores, at most 1024.

@@ -19,7 +19,7 @@ use crate::secret::Secret;
 
 impl Doctor {
     pub(super) async fn credentials(&mut self, g: &GoogleConfig) -> Option<AccessToken> {
-        let policy = Policy { allow_insecure: g.allow_insecure_endpoints };
+        let policy = g.endpoint_policy();
         let path = match &g.credentials {
             CredentialsFrom::AccessTokenFile(p) => {
                 let src = auth::static_file::StaticTokenFile::new(p.clone(), Arc::new(SystemClock));
@@ -50,12 +50,12 @@ impl Doctor {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let loose: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         match loose["type"].as_str() {
-            Some("service_account") | Some("authorized_user") => self.oauth(&path, policy, g.retry).await,
-            _ => self.external(&path, &text, &loose, policy, g.retry).await,
+            Some("service_account") | Some("authorized_user") => self.oauth(&path, &policy, g.retry).await,
+            _ => self.external(&path, &text, &loose, &policy, g.retry).await,
         }
     }
 
-    async fn oauth(&mut self, path: &Path, policy: Policy, retry: crate::retry::Policy) -> Option<AccessToken> {
+    async fn oauth(&mut self, path: &Path, policy: &Policy, retry: crate::retry::Policy) -> Option<AccessToken> {
         let src = match auth::from_file(path, policy, retry, self.http.clone(), Arc::new(SystemClock)) {
             Ok(s) => s,
             Err(e) => {
@@ -90,7 +90,7 @@ impl Doctor {
         path: &Path,
         text: &str,
         loose: &Value,
-        policy: Policy,
+        policy: &Policy,
         retry: crate::retry::Policy,
     ) -> Option<AccessToken> {
         let mut subject = self.subject_token(loose).await;

@@ -103,7 +103,18 @@ impl Doctor {
         match crate::config::load(&path) {
             Ok(c) => {
                 let n = c.tables.len();
-                self.push(Check::ok("aurora2bq config", vec![format!("{}: {n} tables", path.display())]));
+                let mut details = vec![format!("{}: {n} tables", path.display())];
+                if c.google.allow_insecure_endpoints {
+                    details.push(
+                        "WARNING: google.allow_insecure_endpoints is on (loopback emulators only); remove it in \
+                         production"
+                            .into(),
+                    );
+                }
+                if c.google.universe_domain != crate::auth::endpoints::DEFAULT_UNIVERSE {
+                    details.push(format!("Google universe {}", c.google.universe_domain));
+                }
+                self.push(Check::ok("aurora2bq config", details));
                 Some(c)
             }
             Err(e) => {

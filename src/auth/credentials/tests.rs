@@ -54,7 +54,8 @@ fn defaults_apply_when_optional_fields_are_missing() {
         o.remove("universe_domain");
     });
     let c = parse(Path::new("cred.json"), &text).unwrap();
-    assert_eq!(c.token_url, "https://sts.googleapis.com/v1/token");
+    assert_eq!(c.token_url, "", "filled from aurora2bq's own universe, not the file's");
+    assert_eq!(c.universe_domain, None);
     assert!(c.impersonation.is_none());
 }
 

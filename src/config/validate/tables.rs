@@ -25,19 +25,33 @@ pub fn tables(
         ));
     }
     let mut out: Vec<TableConfig> = Vec::new();
+    // By lower-cased target: a dataset may be case-insensitive, and a lookup keeps a config
+    // of tens of thousands of tables linear.
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, t) in raw.into_inner().into_iter().enumerate() {
         let span = t.span();
         let (t, target_span) = table(cx, engine, i, span, t.into_inner())?;
-        if let Some(prev) = out.iter().find(|p| p.target == t.target) {
+        if let Some(&prev) = seen.get(&t.target.to_ascii_lowercase()) {
             return Err(cx.err(
                 target_span,
                 &format!("tables[{i}].target"),
-                format!("target {:?} is already used by {:?}", t.target, prev.source_name()),
+                format!(
+                    "target {:?} is already used by {:?}; give one of them another `target`",
+                    t.target,
+                    out[prev].source_name()
+                ),
             ));
         }
+        seen.insert(t.target.to_ascii_lowercase(), out.len());
         out.push(t);
     }
     Ok(out)
+}
+
+/// aurora2bq's own tables: the state and run tables, doctor probes and `T__aurora2bq_staging_*`.
+fn is_reserved_target(target: &str) -> bool {
+    let t = target.to_ascii_lowercase();
+    t.starts_with("_aurora2bq") || t.contains("__aurora2bq_")
 }
 
 /// One entry, and the span of its target (or what the target was derived from).
@@ -91,6 +105,16 @@ fn table(
             return Err(cx.err(target_span, &key("target"), "a query source needs `target = \"table_name\"`"));
         }
     };
+    if is_reserved_target(&target) {
+        return Err(cx.err(
+            target_span,
+            &key("target"),
+            format!(
+                "{target:?} is reserved: aurora2bq keeps its watermarks, run history and staging tables under \
+                 names starting with `_aurora2bq` or holding `__aurora2bq_`; set `target` to another name"
+            ),
+        ));
+    }
     if !is_bq_name(&target) {
         return Err(cx.err(
             target_span,

@@ -147,3 +147,53 @@ fn incremental_tables_and_queries_are_validated() {
         assert!(m.contains(needle), "{table}: {m}");
     }
 }
+
+#[test]
+fn a_url_pasted_into_the_config_never_prints_its_password() {
+    let text = GOOD.replace("url_env = \"DATABASE_URL\"", "url = \"postgres://app:hunter2@db.example:5432/app\"");
+    let e = parse(Path::new("c.toml"), &text).unwrap_err().to_string();
+    assert!(e.contains("url"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    let text = GOOD.replace("[destination]", "[google]\nbigquery_url = \"ftp://u:hunter2@x\"\n\n[destination]");
+    let e = parse(Path::new("c.toml"), &text).unwrap_err().to_string();
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn reserved_and_clashing_targets_are_refused() {
+    for target in ["_aurora2bq_state", "_AURORA2BQ_runs", "orders__aurora2bq_staging_1"] {
+        let text = GOOD.replace("target = \"crm_customers\"", &format!("target = {target:?}"));
+        let (line, key, message) = err(&text);
+        assert_eq!((line, key.as_str()), (15, "tables[1].target"), "{message}");
+        assert!(message.contains("reserved"), "{message}");
+    }
+    let text = GOOD.replace("target = \"crm_customers\"", "target = \"ORDERS\"");
+    let (_, key, message) = err(&text);
+    assert_eq!(key, "tables[1].target");
+    assert!(message.contains("already used"), "{message}");
+}
+
+#[test]
+fn tens_of_thousands_of_tables_validate() {
+    let mut text = GOOD.to_owned();
+    for i in 0..40_000 {
+        text.push_str(&format!("\n[[tables]]\nsource = \"t{i}\"\n"));
+    }
+    // The duplicate-target check was quadratic (minutes at this size); nextest's slow-test
+    // report shows it if it comes back. The last entry clashing is still found.
+    let c = parse(Path::new("c.toml"), &text).unwrap();
+    assert_eq!(c.tables.len(), 40_002);
+    text.push_str("\n[[tables]]\nsource = \"other.t17\"\n");
+    let (_, key, message) = err(&text);
+    assert_eq!(key, "tables[40002].target");
+    assert!(message.contains("\"public.t17\"") || message.contains("\"t17\""), "{message}");
+}
+
+#[test]
+fn universe_domain_is_ours_to_set() {
+    let c = parse(Path::new("c.toml"), GOOD).unwrap();
+    assert_eq!(c.google.universe_domain, "googleapis.com");
+    let text = GOOD.replace("[destination]", "[google]\nuniverse_domain = \"not a domain\"\n\n[destination]");
+    let (_, key, _) = err(&text);
+    assert_eq!(key, "google.universe_domain");
+}

@@ -24,7 +24,7 @@ use self::rest::RestClient;
 use self::write::WriteClient;
 use super::{LoadPlan, Sink, TableLoad};
 use crate::auth::TokenSource;
-use crate::auth::endpoints::{self, Policy, Service};
+use crate::auth::endpoints::{self, Service};
 use crate::config::{Destination, GoogleConfig, TableConfig};
 use crate::source::window::Watermark;
 
@@ -44,11 +44,11 @@ impl BigQuerySink {
         run_id: String,
     ) -> Result<Self, SinkError> {
         // Our own endpoints get the access token: the same HTTPS rule as the credential config.
-        let policy = Policy { allow_insecure: google.allow_insecure_endpoints };
-        endpoints::check(policy, Service::BigQuery, "google.bigquery_url", google.bigquery_url.as_str())
+        let policy = google.endpoint_policy();
+        endpoints::check(&policy, Service::BigQuery, "google.bigquery_url", google.bigquery_url.as_str())
             .map_err(SinkError::Config)?;
         endpoints::check(
-            policy,
+            &policy,
             Service::BigQueryStorage,
             "google.storage_write_url",
             google.storage_write_url.as_str(),

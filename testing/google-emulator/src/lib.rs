@@ -14,7 +14,7 @@ pub mod cel;
 mod config;
 mod gate;
 mod iam;
-mod keys;
+pub mod keys;
 mod oauth;
 mod state;
 pub mod storage_write;
