@@ -4,7 +4,9 @@
 //! hit, from another thread, so the process dies while the work at that point is in
 //! flight). At the point the process aborts at once (no destructor, no cleanup, no flush),
 //! or, with `AURORA2BQ_FAILPOINT_ACTION=pause`, prints a marker and freezes so the test can
-//! send it SIGKILL. Unset, each point costs one atomic load.
+//! send it SIGKILL, or with `AURORA2BQ_FAILPOINT_ACTION=wait:PATH` prints the marker and
+//! holds that thread until PATH exists, then goes on (a run frozen while another runs, then
+//! resumed). Unset, each point costs one atomic load.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,7 @@ struct Armed {
     at_hit: u64,
     delay: Option<Duration>,
     pause: bool,
+    resume_when: Option<std::path::PathBuf>,
     hits: AtomicU64,
 }
 
@@ -31,14 +34,22 @@ fn armed() -> Option<&'static Armed> {
                 Some((n, k)) => (n.to_owned(), k.parse().ok()?),
                 None => (v, 1),
             };
-            let pause = std::env::var("AURORA2BQ_FAILPOINT_ACTION").as_deref() == Ok("pause");
-            Some(Armed { name, at_hit, delay, pause, hits: AtomicU64::new(0) })
+            let action = std::env::var("AURORA2BQ_FAILPOINT_ACTION").unwrap_or_default();
+            let pause = action == "pause";
+            let resume_when = action.strip_prefix("wait:").map(std::path::PathBuf::from);
+            Some(Armed { name, at_hit, delay, pause, resume_when, hits: AtomicU64::new(0) })
         })
         .as_ref()
 }
 
 fn fire(a: &Armed) {
     eprintln!("aurora2bq: failpoint {} reached", a.name);
+    if let Some(path) = &a.resume_when {
+        while !path.exists() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return;
+    }
     if a.pause {
         loop {
             std::thread::sleep(Duration::from_secs(3600));

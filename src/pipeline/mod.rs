@@ -66,13 +66,15 @@ async fn copy_table(
     timeout: Duration,
 ) -> anyhow::Result<LoadStats> {
     let deadline = Instant::now() + timeout;
+    // Every mode reads the state: its run id fences the commit against an overlapping run.
+    let prior = tokio::select! {
+        r = sink.prior(table) => r?,
+        e = stop_reason(&stop, deadline) => return Err(e),
+    };
     let window = match (table.mode, &table.cursor) {
         (LoadMode::FullRefresh, _) | (_, None) => None,
         (_, Some(cursor)) => {
-            let after = tokio::select! {
-                r = sink.watermark(table) => r?,
-                e = stop_reason(&stop, deadline) => return Err(e),
-            };
+            let after = prior.watermark.clone();
             tracing::info!(table = %table.source_name(), watermark = ?after, "incremental window");
             crate::failpoint::hit("after-state-read");
             Some(Window {
@@ -94,6 +96,7 @@ async fn copy_table(
         schema: &schema,
         key: table.key.clone().unwrap_or_else(|| schema.primary_key.clone()),
         previous: window.and_then(|w| w.after),
+        fence: prior.fence,
     };
     let mut load = tokio::select! {
         r = sink.begin(plan) => r?,

@@ -30,13 +30,27 @@ pub struct LoadPlan<'a> {
     pub key: Vec<String>,
     /// The watermark the window started after.
     pub previous: Option<Watermark>,
+    /// The run that last committed this table, as read before the load began: the load
+    /// commits only if it still is (another run of the same config must not interleave).
+    pub fence: Fence,
 }
+
+/// What a table's state said when a run read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prior {
+    pub watermark: Option<Watermark>,
+    pub fence: Fence,
+}
+
+/// The id of the run that last committed a table (`None`: never loaded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fence(pub Option<String>);
 
 /// A destination for tables.
 #[async_trait]
 pub trait Sink: Send + Sync {
-    /// The stored watermark of an incremental table.
-    async fn watermark(&self, table: &TableConfig) -> Result<Option<Watermark>, SinkError>;
+    /// The stored state of a table: its watermark and which run last committed it.
+    async fn prior(&self, table: &TableConfig) -> Result<Prior, SinkError>;
 
     /// Prepares to receive one table's rows (e.g. a staging table and a write stream).
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError>;

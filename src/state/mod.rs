@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::sink::SinkError;
+use crate::sink::{Fence, Prior, SinkError};
 use crate::sink::bigquery::rest::RestClient;
 use crate::sink::bigquery::schema::quote;
 use crate::source::window::{CursorValue, Watermark};
@@ -76,15 +76,43 @@ impl StateStore<'_> {
         self.rest.create_table(self.dataset, &resource).await
     }
 
-    /// The stored watermark of `target`, if any.
-    pub async fn watermark(&self, target: &str) -> Result<Option<Watermark>, SinkError> {
-        let sql = format!("SELECT watermark FROM {} WHERE table_name = {}", self.table(), string_literal(target));
+    /// The stored watermark of `target`, if any, and the run that wrote it.
+    pub async fn prior(&self, target: &str) -> Result<Prior, SinkError> {
+        let sql =
+            format!("SELECT watermark, run_id FROM {} WHERE table_name = {}", self.table(), string_literal(target));
         let result = self
             .rest
             .query(&format!("reading the watermark of {target}"), &sql, std::time::Duration::from_secs(300))
             .await?;
-        let Some(Value::String(json)) = result.rows.first().and_then(|r| r.first()).cloned() else { return Ok(None) };
-        Watermark::from_json(&json).map(Some).map_err(|detail| SinkError::Schema { table: target.into(), detail })
+        let Some(row) = result.rows.first() else { return Ok(Prior::default()) };
+        let fence = Fence(row.get(1).and_then(Value::as_str).map(str::to_owned));
+        let watermark = match row.first() {
+            Some(Value::String(json)) => Some(
+                Watermark::from_json(json).map_err(|detail| SinkError::Schema { table: target.into(), detail })?,
+            ),
+            _ => None,
+        };
+        Ok(Prior { watermark, fence })
+    }
+
+    /// A statement for the data's transaction that fails unless `fence` still names the run
+    /// that last committed `target`. Two runs of one config (a manual Job beside the
+    /// CronJob, a retried pod not yet dead) both read the same state; only the first to
+    /// commit may, or the second would apply its window on top of the first's and double
+    /// rows, move the watermark back or bring deleted rows back.
+    pub fn fence_sql(&self, target: &str, fence: &Fence, run_id: &str) -> String {
+        let expected = string_literal(fence.0.as_deref().unwrap_or(""));
+        format!(
+            "SELECT IF(IFNULL((SELECT MAX(run_id) FROM {t} WHERE table_name = {tn}), '') = {expected}, 0, \
+             ERROR('another aurora2bq run committed {target} while this run ({run}) was loading it; nothing of \
+             this run was committed and the next run continues from the watermark the other run stored. Two \
+             runs of one config overlapped: keep the CronJob at concurrencyPolicy Forbid and start no manual \
+             Job while it runs'))",
+            t = self.table(),
+            tn = string_literal(target),
+            target = target.replace(['\'', '\\'], ""),
+            run = run_id.replace(['\'', '\\'], ""),
+        )
     }
 
     /// The statement that records a load; run it inside the data's transaction.

@@ -37,6 +37,7 @@ pub struct BigQueryLoad {
     fields: Vec<BqField>,
     key: Vec<String>,
     previous: Option<Watermark>,
+    fence: crate::sink::Fence,
     stream: Option<AppendStream>,
     rows_sent: i64,
     started: SystemTime,
@@ -102,6 +103,7 @@ impl BigQueryLoad {
             fields,
             key: plan.key,
             previous: plan.previous,
+            fence: plan.fence,
             stream: Some(stream),
             rows_sent: 0,
             started: SystemTime::now(),
@@ -226,8 +228,9 @@ impl BigQueryLoad {
             s = self.q(&self.staging),
             n = self.rows_sent
         );
+        let fence = state.fence_sql(&self.table.target, &self.fence, &self.sink.run_id);
         let sql = format!(
-            "BEGIN TRANSACTION;\n{check};\n{};\n{};\nCOMMIT TRANSACTION;",
+            "BEGIN TRANSACTION;\n{fence};\n{check};\n{};\n{};\nCOMMIT TRANSACTION;",
             self.statement().await?,
             state.upsert_sql(&record)
         );

@@ -26,7 +26,6 @@ use super::{LoadPlan, Sink, TableLoad};
 use crate::auth::TokenSource;
 use crate::auth::endpoints::{self, Service};
 use crate::config::{Destination, GoogleConfig, TableConfig};
-use crate::source::window::Watermark;
 
 pub struct BigQuerySink {
     pub(crate) rest: RestClient,
@@ -110,8 +109,8 @@ impl BigQuerySink {
 
 #[async_trait]
 impl Sink for Arc<BigQuerySink> {
-    async fn watermark(&self, table: &TableConfig) -> Result<Option<Watermark>, SinkError> {
-        self.state().watermark(&table.target).await
+    async fn prior(&self, table: &TableConfig) -> Result<crate::sink::Prior, SinkError> {
+        self.state().prior(&table.target).await
     }
 
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError> {
