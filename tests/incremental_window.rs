@@ -22,7 +22,13 @@ fn table() -> TableConfig {
 }
 
 fn window(after: Option<Watermark>, lookback: i64) -> Window {
-    Window { cursor: "updated_at".into(), key: vec!["id".into()], after, lookback }
+    Window {
+        cursor: "updated_at".into(),
+        key: vec!["id".into()],
+        after,
+        lookback,
+        null_cursors: aurora2bq::source::window::NullCursors::Reread,
+    }
 }
 
 async fn ids(cfg: &aurora2bq::config::SourceConfig, w: &Window) -> (Vec<i64>, Option<Watermark>) {

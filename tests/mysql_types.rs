@@ -170,6 +170,75 @@ async fn values_that_do_not_fit_are_refused_by_name() {
     assert_eq!(r.column("t"), vec![s("838:59:59")]);
 }
 
+/// Each refusal names its fix, and the fix loads the row.
+#[tokio::test]
+async fn every_named_fix_loads_the_row() {
+    let db = MyDb::new().await;
+    db.exec(
+        "CREATE TABLE bad (id int PRIMARY KEY, big decimal(65,0), d date, t time);
+         SET SESSION sql_mode = 'ALLOW_INVALID_DATES';
+         INSERT INTO bad VALUES (1, NULL, NULL, NULL);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = source_config(Engine::Mysql, &db.url, dir.path(), ZeroDates::Error);
+    let mut t = TableConfig::simple(None, "bad");
+    let forty = "1234567890123456789012345678901234567890";
+    let cases = [
+        (format!("UPDATE bad SET big = {forty}"), "big", forty.to_string()),
+        ("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'; UPDATE bad SET d = '2021-02-30'".into(), "d", "2021-02-30".into()),
+        ("UPDATE bad SET t = '-01:00:00'".to_string(), "t", "-01:00:00".into()),
+    ];
+    for (sql, column, text) in cases {
+        db.exec(&sql).await;
+        let fix = format!("cast = {{ {column} = \"text\" }}");
+        match read(&cfg, &t, None, LIMITS).await.err().unwrap_or_else(|| panic!("{sql}: no error")) {
+            SourceError::Value { column: c, key, detail, .. } => {
+                assert_eq!((c.as_str(), key.as_str()), (column, "(id=1)"), "{sql}");
+                assert!(detail.contains(&fix), "{sql}: {detail}");
+            }
+            other => panic!("{sql}: {other}"),
+        }
+        t.casts.insert(column.into(), aurora2bq::config::Cast::Text);
+        let r = read(&cfg, &t, None, LIMITS).await.unwrap_or_else(|e| panic!("{sql} with {fix}: {e}"));
+        assert_eq!(r.column(column), vec![Some(text)], "{sql}");
+        t.casts.clear();
+        db.exec(&format!("UPDATE bad SET {column} = NULL")).await;
+    }
+}
+
+/// FLOAT arrives as the float32 MySQL stores (the text protocol alone rounds it to six
+/// digits), and BIT(64), as a table or through a query, as its unsigned value.
+#[tokio::test]
+async fn floats_and_wide_bits_are_exact_from_tables_and_queries() {
+    let db = MyDb::new().await;
+    db.exec(
+        "CREATE TABLE f (id int PRIMARY KEY, x float, b bit(64), n bit(8));
+         INSERT INTO f VALUES (1, 16777216, b'1111111111111111111111111111111111111111111111111111111111111111', b'11111111'),
+                              (2, 0.1, b'0', b'0'), (3, 123456.789, 9223372036854775808, 1), (4, -3.4e38, 1, 2);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = source_config(Engine::Mysql, &db.url, dir.path(), ZeroDates::Error);
+    let mut q = TableConfig::simple(None, "q");
+    q.source = aurora2bq::config::TableSource::Query("SELECT id, x, b, n FROM f".into());
+    for t in [TableConfig::simple(None, "f"), q] {
+        let r = read(&cfg, &t, None, LIMITS).await.expect("read");
+        let floats: Vec<f64> = r.column("x").iter().map(|v| v.as_deref().unwrap().parse().unwrap()).collect();
+        let want = [16777216f32, 0.1f32, 123456.789f32, -3.4e38f32];
+        for (got, want) in floats.iter().zip(want) {
+            assert_eq!(got.to_bits(), (want as f64).to_bits(), "{:?}: {got} is not the float32 {want}", t.source);
+        }
+        assert_eq!(
+            r.column("b"),
+            vec![s("18446744073709551615"), s("0"), s("9223372036854775808"), s("1")],
+            "{:?}",
+            t.source
+        );
+        assert_eq!(r.column("n")[0].as_deref(), Some("255"), "{:?}", t.source);
+    }
+}
+
 #[tokio::test]
 async fn a_user_without_select_is_told_the_grant() {
     let db = MyDb::new().await;

@@ -126,7 +126,7 @@ async fn every_type_maps_exactly() {
 async fn what_does_not_fit_is_refused_by_name() {
     let db = PgDb::new().await;
     db.exec(
-        "CREATE TABLE bad (id int PRIMARY KEY, n numeric, a int[], m int[], t time, p pg_lsn);
+        "CREATE TABLE bad (id int PRIMARY KEY, n numeric, a int[], m int[], t time, d date, ts timestamptz, p pg_lsn);
          INSERT INTO bad (id) VALUES (1);",
     )
     .await;
@@ -142,23 +142,35 @@ async fn what_does_not_fit_is_refused_by_name() {
         other => panic!("{other}"),
     }
     t.exclude_columns = vec!["p".into()];
+    // (statement, column, what the refusal says, the column's text once the named fix is applied)
     let cases = [
-        ("UPDATE bad SET n = 1e-40", "n", "more than 38 decimal places", "cast = { n = \"text\" }"),
-        ("UPDATE bad SET n = NULL, a = '{1,NULL}'", "a", "element 2 is NULL", "cast = { a = \"text\" }"),
-        ("UPDATE bad SET a = NULL, m = '{{1,2},{3,4}}'", "m", "2-dimensional", "cast = { m = \"text\" }"),
-        ("UPDATE bad SET m = NULL, t = '24:00:00'", "t", "24:00:00", ""),
+        ("UPDATE bad SET n = 1e-40", "n", "more than 38 decimal places", "0.0000000000000000000000000000000000000001"),
+        ("UPDATE bad SET n = 'NaN'", "n", "NaN", "NaN"),
+        ("UPDATE bad SET a = '{1,NULL}'", "a", "element 2 is NULL", "{1,NULL}"),
+        ("UPDATE bad SET m = '{{1,2},{3,4}}'", "m", "2-dimensional", "{{1,2},{3,4}}"),
+        ("UPDATE bad SET t = '24:00:00'", "t", "24:00:00", "24:00:00"),
+        ("UPDATE bad SET d = 'infinity'", "d", "infinity", "infinity"),
+        ("UPDATE bad SET d = '10000-01-01'", "d", "outside BigQuery's range", "10000-01-01"),
+        ("UPDATE bad SET ts = '-infinity'", "ts", "-infinity", "-infinity"),
     ];
-    for (sql, column, detail, fix) in cases {
+    for (sql, column, detail, text) in cases {
         db.exec(sql).await;
+        let fix = format!("cast = {{ {column} = \"text\" }}");
         match read(&cfg, &t, None, LIMITS).await.err().unwrap_or_else(|| panic!("{sql}: no error")) {
             SourceError::Value { table, column: c, key, detail: d } => {
                 assert_eq!(table, "bad");
                 assert_eq!(c, column, "{sql}");
                 assert_eq!(key, "(id=1)", "{sql}");
-                assert!(d.contains(detail) && d.contains(fix), "{sql}: {d}");
+                assert!(d.contains(detail) && d.contains(&fix), "{sql}: {d}");
             }
             other => panic!("{sql}: {other}"),
         }
+        // The fix the message names loads the row, the value as PostgreSQL writes it.
+        t.casts.insert(column.into(), aurora2bq::config::Cast::Text);
+        let r = read(&cfg, &t, None, LIMITS).await.unwrap_or_else(|e| panic!("{sql} with {fix}: {e}"));
+        assert_eq!(r.column(column), vec![Some(text.to_string())], "{sql}");
+        t.casts.clear();
+        db.exec(&format!("UPDATE bad SET {column} = NULL")).await;
     }
     // A config naming a column that does not exist.
     t.exclude_columns = vec!["nope".into()];

@@ -82,6 +82,7 @@ async fn copy_table(
                 key: table.key.clone().unwrap_or_default(),
                 after,
                 lookback: table.lookback,
+                null_cursors: crate::source::window::NullCursors::for_mode(table.mode),
             })
         }
     };

@@ -59,6 +59,40 @@ pub enum SourceError {
     Cancelled { table: String },
     #[error("{table}: {detail}")]
     Config { table: String, detail: String },
+    /// The data cannot be loaded exactly once as configured; nothing was read.
+    #[error("{table}: {problem}\n  fix: {fix}")]
+    Refused { table: String, problem: String, fix: String },
+}
+
+/// The most one row may take in the source's own encoding: a Storage Write request carries
+/// at most 10 MB, and a row cannot be split across requests.
+pub const MAX_ROW_BYTES: usize = 9 * 1024 * 1024;
+
+/// A value error's detail, with the way around it when the decoder named none: every
+/// refusal says what to configure.
+pub(crate) fn value_detail(detail: &str, column: &str) -> String {
+    let detail = detail.replace("COLUMN", column);
+    if detail.contains("cast = ") || detail.contains("zero_dates") || detail.contains("exclude_columns") {
+        return detail;
+    }
+    format!(
+        "{detail}; to load it as its text, set `cast = {{ {column} = \"text\" }}` under this table, or leave the \
+         column out with `exclude_columns = [\"{column}\"]`"
+    )
+}
+
+/// The refusal for a row too large for one Storage Write request, naming its largest cell.
+pub(crate) fn row_too_large(table: &str, column: &str, key: String, bytes: usize) -> SourceError {
+    SourceError::Value {
+        table: table.to_owned(),
+        column: column.to_owned(),
+        key,
+        detail: format!(
+            "the row takes {bytes} bytes, most of it in this column, more than the {MAX_ROW_BYTES} bytes one \
+             Storage Write request can carry (BigQuery's limit is 10 MB per request); leave the column out with \
+             `exclude_columns = [\"{column}\"]`, or read a prefix of it through a query source"
+        ),
+    }
 }
 
 impl SourceError {

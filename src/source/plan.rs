@@ -132,7 +132,13 @@ mod tests {
     }
 
     fn window(cursor: &str, key: &[&str]) -> Window {
-        Window { cursor: cursor.into(), key: key.iter().map(|k| k.to_string()).collect(), after: None, lookback: 0 }
+        Window {
+            cursor: cursor.into(),
+            key: key.iter().map(|k| k.to_string()).collect(),
+            after: None,
+            lookback: 0,
+            null_cursors: Default::default(),
+        }
     }
 
     #[test]

@@ -52,6 +52,70 @@ pub struct Window {
     pub after: Option<Watermark>,
     /// Re-read this much before the watermark's cursor (seconds, days or values by type).
     pub lookback: i64,
+    /// What rows whose cursor is NULL get: they have no place in the (cursor, key) order.
+    pub null_cursors: NullCursors,
+}
+
+/// Rows with a NULL cursor cannot be resumed after, so each mode says what they get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NullCursors {
+    /// Merge: every window re-reads them, and the merge by key makes that harmless, so
+    /// they are neither lost nor doubled (at the cost of re-reading them each run).
+    #[default]
+    Reread,
+    /// Append: refused while any exists; an insert-only load can neither re-read them
+    /// (it would double them) nor skip them (it would lose them).
+    Refuse,
+}
+
+impl NullCursors {
+    pub fn for_mode(mode: crate::config::LoadMode) -> Self {
+        if mode == crate::config::LoadMode::Append { NullCursors::Refuse } else { NullCursors::Reread }
+    }
+}
+
+/// A check run in the read's snapshot before any row is read: a row returned means the
+/// window cannot be loaded exactly once, for the reason and with the fix given.
+pub struct Guard {
+    pub sql: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl Window {
+    /// The guards for this window on `from`, with quoted `cursor` and `keys` and the
+    /// window's `condition`.
+    pub fn guards(&self, from: &str, condition: &str, cursor: &str, keys: &[String]) -> Vec<Guard> {
+        let mut out = Vec::new();
+        if !keys.is_empty() {
+            let any_null: Vec<String> = keys.iter().map(|k| format!("{k} IS NULL")).collect();
+            out.push(Guard {
+                sql: format!("SELECT 1 FROM {from} WHERE ({condition}) AND ({}) LIMIT 1", any_null.join(" OR ")),
+                problem: format!(
+                    "key column(s) {} hold NULL in rows of this window: such rows cannot be matched in a merge \
+                     (NULL equals nothing) nor resumed after, so they would be loaded again on every run or lost",
+                    self.key.join(", ")
+                ),
+                fix: "set `key = [\"col\", ...]` to NOT NULL columns that identify a row (by default the primary \
+                      key is used), or fill the NULLs in the source"
+                    .into(),
+            });
+        }
+        if self.null_cursors == NullCursors::Refuse {
+            out.push(Guard {
+                sql: format!("SELECT 1 FROM {from} WHERE {cursor} IS NULL LIMIT 1"),
+                problem: format!(
+                    "cursor column {} holds NULL: an append load can neither re-read such rows (it would insert \
+                     them twice) nor skip them (they would be lost)",
+                    self.cursor
+                ),
+                fix: "fill the NULLs and make the cursor NOT NULL (e.g. DEFAULT now()), or use mode = \"merge\", \
+                      which re-reads NULL-cursor rows on every run and merges them by key"
+                    .into(),
+            });
+        }
+        out
+    }
 }
 
 /// The lower end of a window, in an engine's SQL.
@@ -66,8 +130,16 @@ pub enum Lower {
 }
 
 /// The WHERE condition of a window on quoted column `cursor`, bounded above by the
-/// literal `upper` (the database clock at the start) when there is one.
-pub fn condition(cursor: &str, upper: Option<String>, lower: Lower) -> String {
+/// literal `upper` (the database clock at the start) when there is one; with `nulls` =
+/// [`NullCursors::Reread`] rows whose cursor is NULL are in every window.
+pub fn condition(cursor: &str, upper: Option<String>, lower: Lower, nulls: NullCursors) -> String {
+    // The first load takes NULL cursors already.
+    let first = matches!(lower, Lower::Everything);
+    let bounded = bounded(cursor, upper, lower);
+    if first || nulls == NullCursors::Refuse { bounded } else { format!("(({bounded}) OR {cursor} IS NULL)") }
+}
+
+fn bounded(cursor: &str, upper: Option<String>, lower: Lower) -> String {
     let upper = upper.map(|u| format!("{cursor} <= {u}"));
     let lower = match lower {
         Lower::Everything => {
@@ -112,5 +184,25 @@ mod tests {
         let back = Watermark::from_json(&w.to_json()).unwrap();
         assert_eq!(back, w);
         assert!(Watermark::from_json("{").is_err());
+    }
+
+    #[test]
+    fn merge_windows_reread_null_cursors_and_append_windows_do_not() {
+        let after = || Lower::After { columns: vec!["c".into(), "k".into()], values: vec!["5".into(), "7".into()] };
+        assert_eq!(condition("c", Some("9".into()), after(), NullCursors::Reread), "(((c, k) > (5, 7) AND c <= 9) OR c IS NULL)");
+        assert_eq!(condition("c", Some("9".into()), after(), NullCursors::Refuse), "(c, k) > (5, 7) AND c <= 9");
+        assert_eq!(condition("c", None, Lower::Everything, NullCursors::Reread), "TRUE");
+        assert_eq!(condition("c", Some("9".into()), Lower::Everything, NullCursors::Reread), "(c <= 9 OR c IS NULL)");
+    }
+
+    #[test]
+    fn guards_check_keys_in_the_window_and_cursors_for_append() {
+        let w = |nulls| Window { cursor: "c".into(), key: vec!["k".into()], after: None, lookback: 0, null_cursors: nulls };
+        let g = w(NullCursors::Reread).guards("t", "X", "\"c\"", &["\"k\"".into()]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].sql, "SELECT 1 FROM t WHERE (X) AND (\"k\" IS NULL) LIMIT 1");
+        let g = w(NullCursors::Refuse).guards("t", "X", "\"c\"", &["\"k\"".into()]);
+        assert_eq!(g[1].sql, "SELECT 1 FROM t WHERE \"c\" IS NULL LIMIT 1");
+        assert!(g[1].fix.contains("merge"));
     }
 }

@@ -170,7 +170,18 @@ impl MyKind {
             MyKind::BigNumeric => out.push_i256(decimal_text::to_i256(text(raw)?, BIGNUMERIC_SCALE as u32)?),
             MyKind::Text => out.push_str(text(raw)?),
             MyKind::Bytes => out.push_bytes(raw),
-            MyKind::Bit => out.push_i64(raw.iter().fold(0i64, |acc, b| (acc << 8) | *b as i64)),
+            MyKind::Bit => {
+                // Planned only for BIT(n ≤ 63); a wider value must never wrap negative.
+                let significant = raw.iter().skip_while(|b| **b == 0).count();
+                if significant > 8 || (significant == 8 && raw[raw.len() - 8] & 0x80 != 0) {
+                    return Err(Bad::Other(
+                        "this BIT value is above INT64's maximum; read the column as CAST(col AS UNSIGNED) \
+                         (it loads as NUMERIC)"
+                            .into(),
+                    ));
+                }
+                out.push_i64(raw.iter().fold(0i64, |acc, b| (acc << 8) | *b as i64))
+            }
             MyKind::Date => {
                 let d = days(raw)?;
                 if !(limits::MIN_DATE_DAYS..=limits::MAX_DATE_DAYS).contains(&d) {

@@ -77,7 +77,10 @@ fn scalar(c: &MyColumn) -> Option<(MyKind, BqType)> {
         "decimal" | "numeric" => decimal(c.precision, c.scale),
         "float" => (MyKind::Float32, BqType::Float64),
         "double" | "real" => (MyKind::Float64, BqType::Float64),
-        "bit" if c.precision.unwrap_or(1) <= 63 => (MyKind::Bit, BqType::Int64),
+        "bit" if c.precision.is_some_and(|p| p <= 63) => (MyKind::Bit, BqType::Int64),
+        // BIT(64), or a query's BIT whose width the result metadata does not give: read as
+        // CAST(... AS UNSIGNED) (see `plan`), exact up to 2^64 - 1.
+        "bit" => (MyKind::UnsignedBig, BqType::Numeric),
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" => {
             if c.charset.is_none() { (MyKind::Bytes, BqType::Bytes) } else { (MyKind::Text, BqType::String) }
         }
@@ -125,7 +128,14 @@ pub fn plan(c: &MyColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanError> {
         Some(Cast::BigNumeric) => make(MyKind::BigNumeric, BqType::BigNumeric, q),
         None => {
             let (kind, ty) = scalar(c).ok_or(PlanError::Unsupported)?;
-            make(kind, ty, q)
+            let expr = match (kind, c.data_type.as_str()) {
+                // The text protocol prints a FLOAT with 6 significant digits (16777216 as
+                // 16777200); as DOUBLE it prints the stored float32 exactly.
+                (MyKind::Float32, _) => format!("CAST({q} AS DOUBLE)"),
+                (MyKind::UnsignedBig, "bit") => format!("CAST({q} AS UNSIGNED)"),
+                _ => q,
+            };
+            make(kind, ty, expr)
         }
     })
 }
@@ -167,6 +177,15 @@ mod tests {
         c.precision = Some(65);
         c.scale = Some(30);
         assert_eq!(plan(&c, None).unwrap().kind, MyKind::BigNumeric);
+        let mut bit = col("bit", "bit(63)");
+        bit.precision = Some(63);
+        assert_eq!(plan(&bit, None).unwrap().column.field.ty, BqType::Int64);
+        bit.precision = Some(64);
+        let p = plan(&bit, None).unwrap();
+        assert_eq!((p.column.field.ty, p.expr.as_str()), (BqType::Numeric, "CAST(`c` AS UNSIGNED)"));
+        bit.precision = None;
+        assert_eq!(plan(&bit, None).unwrap().column.field.ty, BqType::Numeric, "a query's BIT of unknown width");
+        assert_eq!(plan(&col("float", "float"), None).unwrap().expr, "CAST(`c` AS DOUBLE)");
         let mut b = col("varchar", "varbinary(10)");
         b.charset = None;
         assert_eq!(plan(&b, None).unwrap().kind, MyKind::Bytes);

@@ -51,6 +51,12 @@ impl TableRead for MyTableRead {
             move |source| SourceError::Query { table, what, source }
         };
         let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
+        for g in self.window.as_ref().map(|w| w.guards(&self.from)).unwrap_or_default() {
+            let hit = (&mut self.conn).fetch_optional(g.sql.as_str()).await.map_err(q("checking the window"))?;
+            if hit.is_some() {
+                return Err(SourceError::Refused { table: table.clone(), problem: g.problem, fix: g.fix });
+            }
+        }
         let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
         let sql = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.from);
         let limits = self.inner.limits;
@@ -87,7 +93,7 @@ impl TableRead for MyTableRead {
                                      [source] to load zero dates as NULL (they are counted in the summary)",
                                     String::from_utf8_lossy(raw)
                                 ),
-                                Bad::Other(m) => m.replace("COLUMN", &plan.column.name),
+                                Bad::Other(m) => crate::source::value_detail(&m, &plan.column.name),
                             };
                             let key = render_key(&row, &self.plans, &keys, stats.rows);
                             return Err(SourceError::Value {
@@ -98,6 +104,13 @@ impl TableRead for MyTableRead {
                             });
                         }
                     }
+                }
+                if bytes > crate::source::MAX_ROW_BYTES {
+                    let widest = (0..self.plans.len())
+                        .max_by_key(|&i| row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten().map_or(0, <[u8]>::len))
+                        .unwrap_or_default();
+                    let key = render_key(&row, &self.plans, &keys, stats.rows);
+                    return Err(crate::source::row_too_large(&table, &self.plans[widest].column.name, key, bytes));
                 }
                 stats.rows += 1;
                 stats.source_bytes += bytes as u64;
@@ -118,7 +131,12 @@ impl TableRead for MyTableRead {
             if let Some(r) = row {
                 let text = |i: usize| -> Result<String, SourceError> {
                     let raw: Option<&[u8]> = r.try_get_unchecked(i).map_err(q("reading the watermark"))?;
-                    Ok(String::from_utf8_lossy(raw.unwrap_or_default()).into_owned())
+                    // The guards keep NULL keys out of the window; an empty key would resume wrongly.
+                    let raw = raw.ok_or_else(|| SourceError::Protocol {
+                        table: table.clone(),
+                        detail: "the new watermark has a NULL key column".into(),
+                    })?;
+                    Ok(String::from_utf8_lossy(raw).into_owned())
                 };
                 let keys = (1..=w.keys.len()).map(text).collect::<Result<Vec<_>, _>>()?;
                 let wm = w

@@ -4,7 +4,7 @@
 
 use super::decode::cursor_int;
 use super::mapping::{ColumnPlan, MyKind};
-use crate::source::window::{CursorValue, KeyValue, Lower, Watermark, Window, condition, watermark_query};
+use crate::source::window::{CursorValue, Guard, KeyValue, Lower, Watermark, Window, condition, watermark_query};
 
 pub struct WindowSql {
     pub cursor: String,
@@ -48,7 +48,15 @@ impl KeyType {
             "binary" => format!("X'{}'", text.chars().filter(|c| c.is_ascii_hexdigit()).collect::<String>()),
             coll => {
                 let coll: String = coll.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                format!("CONVERT(X'{hex}' USING utf8mb4) COLLATE {coll}")
+                // The stored text is UTF-8 (read as CHAR over a utf8mb4 connection); a
+                // collation only applies to its own character set, which every MySQL
+                // collation name starts with (latin1_swedish_ci, utf8mb3_general_ci, ...).
+                let charset = coll.split('_').next().unwrap_or("utf8mb4");
+                if charset == "utf8mb4" {
+                    format!("CONVERT(X'{hex}' USING utf8mb4) COLLATE {coll}")
+                } else {
+                    format!("CONVERT(CONVERT(X'{hex}' USING utf8mb4) USING {charset}) COLLATE {coll}")
+                }
             }
         }
     }
@@ -108,7 +116,14 @@ impl WindowSql {
                     .collect(),
             },
         };
-        condition(&self.cursor, self.upper.as_ref().map(|u| format!("'{}'", u.replace('\'', ""))), lower)
+        let upper = self.upper.as_ref().map(|u| format!("'{}'", u.replace('\'', "")));
+        condition(&self.cursor, upper, lower, self.window.null_cursors)
+    }
+
+    /// The checks to run in the snapshot before reading.
+    pub fn guards(&self, from: &str) -> Vec<Guard> {
+        let keys: Vec<String> = self.keys.iter().map(|(k, _)| k.clone()).collect();
+        self.window.guards(from, &self.condition(), &self.cursor, &keys)
     }
 
     pub fn watermark_query(&self, from: &str) -> String {

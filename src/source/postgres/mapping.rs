@@ -91,10 +91,15 @@ pub fn plan(c: &CatalogColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanErr
     };
     let is_numeric = c.typname == "numeric";
     match cast {
+        // One STRING, arrays included (their text form, `{1,NULL,3}`): the way around what an
+        // array cannot be in BigQuery (NULL elements, more dimensions).
         Some(Cast::Text) => {
-            let (expr, array) =
-                if c.elem.is_some() { (format!("{q}::text[]"), true) } else { (format!("{q}::text"), false) };
-            return Ok(ColumnPlan { column: field(BqType::String, array), expr, kind: PgKind::Text, array });
+            return Ok(ColumnPlan {
+                column: field(BqType::String, false),
+                expr: format!("{q}::text"),
+                kind: PgKind::Text,
+                array: false,
+            });
         }
         Some(Cast::Numeric) | Some(Cast::BigNumeric) if !is_numeric => {
             return Err(PlanError::Invalid(

@@ -86,6 +86,12 @@ impl TableRead for PgTableRead {
 
     async fn read_into(mut self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError> {
         let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
+        for g in self.window.as_ref().map(|w| w.guards(&self.catalog.from)).unwrap_or_default() {
+            let hit = sqlx::query(&g.sql).fetch_optional(&mut self.conn).await.map_err(self.q("checking the window"))?;
+            if hit.is_some() {
+                return Err(SourceError::Refused { table: self.schema.display_name.clone(), problem: g.problem, fix: g.fix });
+            }
+        }
         let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
         let base = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.catalog.from);
         let ranges = if self.chunks > 1 { self.ranges(&condition).await? } else { Vec::new() };
@@ -121,10 +127,17 @@ impl TableRead for PgTableRead {
                 .fetch_optional(&mut self.conn)
                 .await
                 .map_err(self.q("finding the new watermark"))?;
-            stats.watermark = row.map(|r| {
-                let keys = (1..=w.keys.len()).map(|i| r.get::<String, _>(i)).collect();
-                w.watermark(r.get(0), keys)
-            });
+            stats.watermark = match row {
+                None => None,
+                Some(r) => {
+                    // The guards keep NULL keys out of the window; never panic if one slips in.
+                    let keys = (1..=w.keys.len())
+                        .map(|i| r.try_get::<String, _>(i))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(self.q("reading the new watermark"))?;
+                    Some(w.watermark(r.try_get(0).map_err(self.q("reading the new watermark"))?, keys))
+                }
+            };
         }
         (&mut self.conn).execute("COMMIT").await.map_err(self.q("ending the read snapshot"))?;
         let PgTableRead { conn, .. } = *self;
@@ -269,6 +282,13 @@ impl<'a> RowDecoder<'a> {
     }
 
     fn decode_row(&mut self, tuple: &[u8]) -> Result<(), SourceError> {
+        if tuple.len() > crate::source::MAX_ROW_BYTES {
+            let widest = (0..self.fields.len())
+                .max_by_key(|&i| self.fields[i].as_ref().map_or(0, |r| r.len()))
+                .unwrap_or_default();
+            let name = self.plans[widest].column.name.clone();
+            return Err(crate::source::row_too_large(&self.table, &name, self.render_key(tuple), tuple.len()));
+        }
         for (i, field) in self.fields.iter().enumerate() {
             let column = &mut self.assembler.columns[i];
             let plan = &self.plans[i];
@@ -282,7 +302,7 @@ impl<'a> RowDecoder<'a> {
                 table: self.table.clone(),
                 column: plan.column.name.clone(),
                 key: self.render_key(tuple),
-                detail: detail.replace("COLUMN", &plan.column.name),
+                detail: crate::source::value_detail(&detail, &plan.column.name),
             })?;
         }
         self.stats.rows += 1;

@@ -5,7 +5,7 @@
 
 use super::catalog::quote_ident;
 use super::mapping::ColumnPlan;
-use crate::source::window::{CursorValue, KeyValue, Lower, Watermark, Window, condition, watermark_query};
+use crate::source::window::{CursorValue, Guard, KeyValue, Lower, Watermark, Window, condition, watermark_query};
 use crate::types::BqType;
 
 /// The cursor column's kind of value.
@@ -119,7 +119,13 @@ impl WindowSql {
                     .collect(),
             },
         };
-        condition(&self.cursor, self.upper.map(|u| self.kind.literal(u)), lower)
+        condition(&self.cursor, self.upper.map(|u| self.kind.literal(u)), lower, self.window.null_cursors)
+    }
+
+    /// The checks to run in the snapshot before reading.
+    pub fn guards(&self, from: &str) -> Vec<Guard> {
+        let keys: Vec<String> = self.keys.iter().map(|(k, _)| k.clone()).collect();
+        self.window.guards(from, &self.condition(), &self.cursor, &keys)
     }
 
     /// The largest (cursor, key) in the window, in the same snapshot.
@@ -143,13 +149,20 @@ impl WindowSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::window::NullCursors;
 
     fn ws(after: Option<Watermark>, lookback: i64) -> WindowSql {
         WindowSql {
             cursor: "\"updated_at\"".into(),
             kind: CursorKind::Timestamp,
             keys: vec![("\"id\"".into(), "bigint".into()), ("\"name\"".into(), "text".into())],
-            window: Window { cursor: "updated_at".into(), key: vec!["id".into(), "name".into()], after, lookback },
+            window: Window {
+                cursor: "updated_at".into(),
+                key: vec!["id".into(), "name".into()],
+                after,
+                lookback,
+                null_cursors: NullCursors::Refuse,
+            },
             upper: Some(1_000_000_000),
         }
     }
