@@ -81,6 +81,9 @@ pub struct RawTable {
     pub lookback: Option<Spanned<i64>>,
     pub key: Option<Vec<String>>,
     pub soft_delete_column: Option<Spanned<String>>,
+    pub keys_as_bytes: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub rename: BTreeMap<String, Spanned<String>>,
     pub columns: Option<Vec<String>>,
     #[serde(default)]
     pub exclude_columns: Vec<String>,

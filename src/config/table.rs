@@ -84,6 +84,12 @@ pub struct TableConfig {
     pub key: Option<Vec<String>>,
     /// A column whose non-NULL (or true) value marks a deleted row (merge mode).
     pub soft_delete_column: Option<String>,
+    /// Merge only: the user declares that keys never differ only in case, accents or
+    /// trailing spaces, so BigQuery's byte-wise key comparison may stand in for a
+    /// case-insensitive source collation.
+    pub keys_as_bytes: bool,
+    /// Source column name → BigQuery column name.
+    pub rename: BTreeMap<String, String>,
     /// Only these columns, if given.
     pub columns: Option<Vec<String>>,
     pub exclude_columns: Vec<String>,
@@ -120,6 +126,8 @@ impl TableConfig {
             lookback: 0,
             key: None,
             soft_delete_column: None,
+            keys_as_bytes: false,
+            rename: BTreeMap::new(),
             columns: None,
             exclude_columns: Vec::new(),
             casts: BTreeMap::new(),

@@ -95,7 +95,13 @@ async fn copy_table(
     let plan = LoadPlan {
         table,
         schema: &schema,
-        key: table.key.clone().unwrap_or_else(|| schema.primary_key.clone()),
+        key: table
+            .key
+            .as_ref()
+            .unwrap_or(&schema.primary_key)
+            .iter()
+            .map(|k| schema.target_name(k).to_owned())
+            .collect(),
         previous: window.and_then(|w| w.after),
         fence: prior.fence,
     };

@@ -7,6 +7,7 @@
 pub mod batch;
 mod decimal_text;
 pub mod mysql;
+pub mod names;
 mod plan;
 pub mod postgres;
 pub mod window;
@@ -141,6 +142,11 @@ pub struct TableSchema {
 impl TableSchema {
     pub fn fields(&self) -> Vec<BqField> {
         self.columns.iter().map(|c| c.field.clone()).collect()
+    }
+
+    /// The BigQuery name of source column `source` (they differ where `rename` says so).
+    pub fn target_name<'a>(&'a self, source: &'a str) -> &'a str {
+        self.columns.iter().find(|c| c.name == source).map_or(source, |c| c.field.name.as_str())
     }
 }
 

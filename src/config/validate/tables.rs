@@ -165,6 +165,26 @@ fn table(
     {
         return Err(cx.err(sd.span(), &key("soft_delete_column"), "soft deletes apply to mode = \"merge\" only"));
     }
+    if let Some(b) = &t.keys_as_bytes
+        && mode != LoadMode::Merge
+    {
+        return Err(cx.err(b.span(), &key("keys_as_bytes"), "applies to mode = \"merge\" only"));
+    }
+    let mut rename = BTreeMap::new();
+    for (col, to) in &t.rename {
+        if !crate::sink::bigquery::schema::valid_column_name(to.get_ref()) {
+            return Err(cx.err(
+                to.span(),
+                &key(&format!("rename.{col}")),
+                format!(
+                    "{:?} is not a valid BigQuery column name (letters, digits and underscores, not starting with a \
+                     digit, at most 300 characters, no reserved prefix)",
+                    to.get_ref()
+                ),
+            ));
+        }
+        rename.insert(col.clone(), to.get_ref().clone());
+    }
     let mut casts = BTreeMap::new();
     for (col, to) in &t.cast {
         let cast = match to.get_ref().as_str() {
@@ -261,6 +281,8 @@ fn table(
         lookback,
         key: t.key,
         soft_delete_column: t.soft_delete_column.map(|s| s.into_inner()),
+        keys_as_bytes: t.keys_as_bytes.is_some_and(|b| *b.get_ref()),
+        rename,
         columns: t.columns,
         exclude_columns: t.exclude_columns,
         casts,

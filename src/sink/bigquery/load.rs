@@ -36,6 +36,9 @@ pub struct BigQueryLoad {
     staging: String,
     fields: Vec<BqField>,
     key: Vec<String>,
+    /// The cursor and soft-delete columns by their BigQuery names.
+    cursor: Option<String>,
+    soft_delete: Option<String>,
     previous: Option<Watermark>,
     fence: crate::sink::Fence,
     stream: Option<AppendStream>,
@@ -102,6 +105,8 @@ impl BigQueryLoad {
             staging,
             fields,
             key: plan.key,
+            cursor: table.cursor.as_deref().map(|c| source.target_name(c).to_owned()),
+            soft_delete: table.soft_delete_column.as_deref().map(|c| source.target_name(c).to_owned()),
             previous: plan.previous,
             fence: plan.fence,
             stream: Some(stream),
@@ -166,13 +171,13 @@ impl BigQueryLoad {
             LoadMode::FullRefresh => load.replace(),
             LoadMode::Append => load.append(),
             LoadMode::Merge => {
-                let soft_delete = self.table.soft_delete_column.as_ref().map(|c| {
+                let soft_delete = self.soft_delete.as_ref().map(|c| {
                     let ty = self.fields.iter().find(|f| &f.name == c).map(|f| f.ty).unwrap_or(BqType::Timestamp);
                     (c.clone(), ty)
                 });
                 let m = Merge {
                     key: self.key.clone(),
-                    cursor: self.table.cursor.clone().expect("validated: merge has a cursor"),
+                    cursor: self.cursor.clone().expect("validated: merge has a cursor"),
                     soft_delete,
                     prune: self.prune().await?,
                 };
@@ -205,7 +210,7 @@ impl BigQueryLoad {
         if self.table.mode != LoadMode::FullRefresh && self.rows_sent == 0 && watermark == self.previous {
             return Ok(stats);
         }
-        target::ensure(&self.sink, &self.table, &self.target_fields()).await?;
+        let ensured = target::ensure(&self.sink, &self.table, &self.target_fields()).await?;
         let state =
             StateStore { rest: &self.sink.rest, project: &self.sink.dest.project, dataset: &self.sink.dest.dataset };
         let record = Record {
@@ -238,14 +243,27 @@ impl BigQueryLoad {
         // With a delay (`during-transaction@MS`) this stops the process while the
         // transaction is in flight at BigQuery.
         failpoint::hit("during-transaction");
-        self.sink
+        let done = self
+            .sink
             .rest
             .query(
                 &format!("loading {} (one transaction with its watermark)", self.table.target),
                 &sql,
                 TRANSACTION_DEADLINE,
             )
-            .await?;
+            .await;
+        if let Err(e) = done {
+            // A first load that fails leaves no empty target behind: the dataset is as it was.
+            // Only while still empty: an overlapping run may have loaded it meanwhile.
+            if ensured == target::Ensured::Created {
+                let count = format!("SELECT COUNT(*) FROM {}", self.q(&self.table.target));
+                let empty = self.sink.rest.query("checking the new target is empty", &count, Duration::from_secs(60)).await;
+                if empty.is_ok_and(|r| r.rows.first().and_then(|r| r.first()).and_then(|v| v.as_str()) == Some("0")) {
+                    let _ = self.sink.rest.delete_table(&self.sink.dest.dataset, &self.table.target).await;
+                }
+            }
+            return Err(e);
+        }
         failpoint::hit("after-transaction");
         Ok(stats)
     }

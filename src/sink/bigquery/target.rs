@@ -54,13 +54,21 @@ fn options(resource: &mut Value, table: &TableConfig) {
 
 /// Creates the target, or evolves it to hold `fields`. Returns the target's partition
 /// column type when it is partitioned (for pruning the MERGE).
-pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]) -> Result<(), SinkError> {
+/// Whether [`ensure`] made the target, so that a failed first load can take it away again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    Created,
+    Existed,
+}
+
+pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]) -> Result<Ensured, SinkError> {
     let (project, dataset, target) = (&sink.dest.project, &sink.dest.dataset, &table.target);
     let Some(existing) = sink.rest.get_table(dataset, target).await? else {
         let desc = table.target_options.description.as_deref();
         let mut resource = schema::table_resource(project, dataset, target, fields, None, desc);
         options(&mut resource, table);
-        return sink.rest.create_table(dataset, &resource).await;
+        sink.rest.create_table(dataset, &resource).await?;
+        return Ok(Ensured::Created);
     };
     let current = schema::existing_fields(&existing);
     let diff = schema::diff(&current, fields);
@@ -87,7 +95,7 @@ pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]
         tracing::warn!(table = %target, columns = ?diff.missing_in_source, "target columns no longer in the source are kept and loaded as NULL");
     }
     if diff.added.is_empty() && widen.is_empty() {
-        return Ok(());
+        return Ok(Ensured::Existed);
     }
     let t = quote(&[project, dataset, target]);
     for f in &diff.added {
@@ -112,7 +120,8 @@ pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]
         }
     }
     merged.extend(schema::fields_json(&diff.added).as_array().cloned().unwrap_or_default());
-    sink.rest.patch_schema(dataset, target, &json!({ "fields": merged })).await
+    sink.rest.patch_schema(dataset, target, &json!({ "fields": merged })).await?;
+    Ok(Ensured::Existed)
 }
 
 fn types(

@@ -19,6 +19,7 @@ use sqlx::{ConnectOptions, Executor, MySqlConnection};
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
 use super::plan::{plan_columns, table_schema, window_columns};
+use super::names::{KeyColumn, check_merge_keys};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig, ZeroDates};
@@ -105,9 +106,25 @@ impl Source for MySqlSource {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
         };
-        let schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
+        let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
+        crate::source::names::apply_target_names(table, &mut schema)?;
+        if let Some(w) = &window {
+            let keys = &w.window.key;
+            let keys: Vec<KeyColumn> = keys
+                .iter()
+                .map(|k| KeyColumn { name: k, loose: catalog.columns.iter().find(|c| &c.name == k).and_then(loose) })
+                .collect();
+            check_merge_keys(table, &catalog.display_name, &keys)?;
+        }
         Ok(Box::new(reader::MyTableRead::new(self.inner.clone(), conn, schema, plans, catalog.from, window)))
     }
+}
+
+/// Why equal values of a MySQL column may be different bytes: its collation, unless that
+/// compares bytes.
+fn loose(c: &mapping::MyColumn) -> Option<String> {
+    let coll = c.collation.as_deref()?;
+    (!crate::source::names::mysql_collation_is_bytewise(coll, &c.data_type)).then(|| format!("collation {coll}"))
 }
 
 async fn window_sql(

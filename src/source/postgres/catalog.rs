@@ -21,6 +21,9 @@ pub struct CatalogColumn {
     pub typtype: String,
     /// For arrays: the element's type name and kind, through domains.
     pub elem: Option<(String, String)>,
+    /// Set when equal values need not be equal bytes: `citext`, or a nondeterministic
+    /// collation's name.
+    pub loose_equality: Option<String>,
 }
 
 impl crate::source::plan::CatalogColumn for CatalogColumn {
@@ -55,11 +58,16 @@ fn column(name: String, r: &PgRow) -> CatalogColumn {
         typmod: r.get(3),
         typtype: r.get(4),
         elem: elem.map(|e| (e, r.get::<Option<String>, _>(6).unwrap_or_default())),
+        loose_equality: r.get(7),
     }
 }
 
 /// Resolves the type `T` (an expression giving a type OID) through a domain, and arrays to
 /// their element type (one domain level deep each).
+/// Column 7 of both catalog queries: why equal values of the column may differ in bytes.
+const LOOSE_EQUALITY: &str = "CASE WHEN bt.typname = 'citext' THEN 'citext' \
+     WHEN NOT co.collisdeterministic THEN 'collation ' || co.collname::text END";
+
 const TYPE_JOINS: &str = "JOIN pg_type t ON t.oid = T \
      JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
      LEFT JOIN pg_type e0 ON e0.oid = bt.typelem AND bt.typcategory = 'A' \
@@ -101,8 +109,8 @@ async fn describe_table(
     let sql = format!(
         "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), bt.typname::text, \
                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, bt.typtype::text, \
-                et.typname::text, et.typtype::text \
-         FROM pg_attribute a {} \
+                et.typname::text, et.typtype::text, {LOOSE_EQUALITY} \
+         FROM pg_attribute a {} LEFT JOIN pg_collation co ON co.oid = a.attcollation \
          WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         TYPE_JOINS.replace("= T ", "= a.atttypid ")
     );
@@ -145,9 +153,10 @@ async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str)
     let sql_types = format!(
         "SELECT u.ord, format_type(u.typ, COALESCE(a.atttypmod, -1)), bt.typname::text, \
                 COALESCE(CASE WHEN t.typtype = 'd' THEN t.typtypmod END, a.atttypmod, -1), bt.typtype::text, \
-                et.typname::text, et.typtype::text \
+                et.typname::text, et.typtype::text, {LOOSE_EQUALITY} \
          FROM unnest($1::int8[]::oid[], $2::int8[]::oid[], $3::int2[]) WITH ORDINALITY AS u(typ, rel, att, ord) \
          {} LEFT JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att \
+         LEFT JOIN pg_collation co ON co.oid = a.attcollation \
          ORDER BY u.ord",
         TYPE_JOINS.replace("= T ", "= u.typ ")
     );

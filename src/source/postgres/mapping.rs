@@ -202,6 +202,7 @@ mod tests {
             typmod: -1,
             typtype: typtype.into(),
             elem: elem.map(|e| (e.to_string(), "b".to_string())),
+            loose_equality: None,
         }
     }
 

@@ -27,6 +27,7 @@ use self::mapping::ColumnPlan;
 use self::reader::PgTableRead;
 use self::window_sql::{CursorKind, WindowSql};
 use super::plan::{plan_columns, table_schema, window_columns};
+use super::names::{KeyColumn, check_merge_keys};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig};
@@ -104,7 +105,19 @@ impl Source for PgSource {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
         };
-        let schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
+        let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
+        crate::source::names::apply_target_names(table, &mut schema)?;
+        if let Some(w) = &window {
+            let keys = &w.window.key;
+            let keys: Vec<KeyColumn> = keys
+                .iter()
+                .map(|k| KeyColumn {
+                    name: k,
+                    loose: catalog.columns.iter().find(|c| &c.name == k).and_then(|c| c.loose_equality.clone()),
+                })
+                .collect();
+            check_merge_keys(table, &catalog.display_name, &keys)?;
+        }
         Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, table.parallel_chunks)))
     }
 }

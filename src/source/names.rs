@@ -1,0 +1,181 @@
+//! What the source's columns are called in BigQuery, and whether BigQuery can tell their
+//! keys apart the way the source does. Both are settled before anything is written: a name
+//! BigQuery refuses, two names it takes for one, or a merge key it would compare
+//! differently from the source, stop the table with the `rename` or `key` that fixes it.
+
+use std::collections::HashMap;
+
+use super::{SourceError, TableSchema};
+use crate::config::TableConfig;
+
+/// Prefixes BigQuery reserves for its own pseudo-columns, and ours for metadata columns.
+const RESERVED_PREFIXES: &[&str] =
+    &["_table_", "_file_", "_partition", "_row_timestamp", "__root__", "_colidentifier", "_change_", "_aurora2bq_"];
+
+/// Why `name` cannot be a BigQuery column name, if it cannot.
+pub fn column_name_problem(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let mut chars = name.chars();
+    if !matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') {
+        return Some("it must start with a letter or an underscore".into());
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Some("it may hold only letters, digits and underscores".into());
+    }
+    if name.len() > 300 {
+        return Some("it is longer than 300 characters".into());
+    }
+    RESERVED_PREFIXES
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| format!("names starting with {p:?} are reserved (by BigQuery, or by aurora2bq's metadata columns)"))
+}
+
+/// A valid name close to `name`, for the fix.
+fn suggest(name: &str, taken: &HashMap<String, usize>) -> String {
+    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    if !s.starts_with(|c: char| c.is_ascii_alphabetic()) || column_name_problem(&s).is_some() {
+        s = format!("c_{}", s.trim_start_matches('_'));
+    }
+    s.truncate(280);
+    let mut out = s.clone();
+    let mut n = 2;
+    while taken.contains_key(&out) {
+        out = format!("{s}_{n}");
+        n += 1;
+    }
+    out
+}
+
+/// Applies the table's `rename` to the schema's BigQuery names, then checks them: each
+/// valid, and no two the same to BigQuery (column names are case-insensitive there).
+pub fn apply_target_names(table: &TableConfig, schema: &mut TableSchema) -> Result<(), SourceError> {
+    let label = schema.display_name.clone();
+    if let Some(missing) = table.rename.keys().find(|k| !schema.columns.iter().any(|c| &c.name == *k)) {
+        return Err(SourceError::Config {
+            table: label,
+            detail: format!("`rename` names column {missing:?}, which is not among the copied columns"),
+        });
+    }
+    if let Some(sd) = table.soft_delete_column.as_ref().filter(|sd| !schema.columns.iter().any(|c| &c.name == *sd)) {
+        return Err(SourceError::Config {
+            table: label,
+            detail: format!(
+                "soft_delete_column {sd:?} is not among the copied columns ({}); name a column the table has",
+                schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    for c in &mut schema.columns {
+        if let Some(to) = table.rename.get(&c.name) {
+            c.field.name = to.clone();
+        }
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for c in &schema.columns {
+        seen.entry(c.field.name.to_ascii_lowercase()).or_insert(0);
+    }
+    let mut first: HashMap<String, &str> = HashMap::new();
+    for c in &schema.columns {
+        let target = &c.field.name;
+        if let Some(why) = column_name_problem(target) {
+            return Err(refuse_name(&label, &c.name, format!("BigQuery cannot take the name {target:?}: {why}"), &seen));
+        }
+        if let Some(other) = first.insert(target.to_ascii_lowercase(), &c.name) {
+            return Err(refuse_name(
+                &label,
+                &c.name,
+                format!("columns {other:?} and {:?} are one column to BigQuery, whose names ignore case", c.name),
+                &seen,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn refuse_name(table: &str, column: &str, problem: String, taken: &HashMap<String, usize>) -> SourceError {
+    let to = suggest(column, taken);
+    SourceError::Refused {
+        table: table.to_owned(),
+        problem,
+        fix: format!("give it another name under this table: `rename = {{ {column:?} = {to:?} }}`"),
+    }
+}
+
+/// A key column as far as key equality goes: its name, and why equal values of it may be
+/// different bytes (a case- or accent-insensitive collation, `citext`), if they may.
+pub struct KeyColumn<'a> {
+    pub name: &'a str,
+    pub loose: Option<String>,
+}
+
+/// A merge matches keys in BigQuery byte for byte; a source that holds `abc` and `ABC` to be
+/// one key would then get a second row when a key's case changes. Refused unless the table
+/// declares `keys_as_bytes`.
+pub fn check_merge_keys(table: &TableConfig, label: &str, keys: &[KeyColumn]) -> Result<(), SourceError> {
+    if table.mode != crate::config::LoadMode::Merge || table.keys_as_bytes {
+        return Ok(());
+    }
+    let Some(k) = keys.iter().find(|k| k.loose.is_some()) else { return Ok(()) };
+    Err(SourceError::Refused {
+        table: label.to_owned(),
+        problem: format!(
+            "merge key column {:?} compares by {}, so the source holds values such as 'abc' and 'ABC' (or 'e' \
+             and 'é', or 'a' and 'a ') to be the same key, but BigQuery's MERGE compares bytes: a key whose case \
+             or accents change would leave two rows in the target",
+            k.name,
+            k.loose.as_deref().unwrap_or_default()
+        ),
+        fix: "merge on columns that compare byte for byte, e.g. a numeric id: `key = [\"id\"]`; or, if keys in \
+              this table never differ only in case, accents or trailing spaces, say so with `keys_as_bytes = true`"
+            .into(),
+    })
+}
+
+/// Whether a MySQL collation compares values as their bytes: `binary`, or a `_bin`
+/// collation without PAD SPACE (`utf8mb4_0900_bin`, MariaDB's `*_nopad_bin`). CHAR values
+/// arrive without trailing spaces, so PAD SPACE does not matter for them.
+pub fn mysql_collation_is_bytewise(collation: &str, data_type: &str) -> bool {
+    let c = collation.to_ascii_lowercase();
+    if c == "binary" {
+        return true;
+    }
+    c.ends_with("_bin") && (c.contains("nopad") || c.contains("0900_bin") || data_type == "char")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_bigquery_refuses() {
+        for bad in ["1st", "a b", "é", "_TABLE_x", "_file_name", "_PARTITIONTIME", "_row_timestamp", "__root__", "_COLIDENTIFIER_1", "_CHANGE_TYPE", "_aurora2bq_run_id"] {
+            assert!(column_name_problem(bad).is_some(), "{bad}");
+        }
+        for good in ["a", "_x", "Order_Date2", "change_type", "_table"] {
+            assert_eq!(column_name_problem(good), None, "{good}");
+        }
+    }
+
+    #[test]
+    fn suggestions_are_valid_and_unique() {
+        let mut taken = HashMap::new();
+        taken.insert("order_date".to_string(), 0);
+        for name in ["Order Date", "1st", "_TABLE_x", "é"] {
+            let s = suggest(name, &taken);
+            assert_eq!(column_name_problem(&s), None, "{name} -> {s}");
+            assert!(!taken.contains_key(&s), "{s}");
+        }
+    }
+
+    #[test]
+    fn mysql_bytewise_collations() {
+        assert!(mysql_collation_is_bytewise("binary", "varbinary"));
+        assert!(mysql_collation_is_bytewise("utf8mb4_0900_bin", "varchar"));
+        assert!(mysql_collation_is_bytewise("utf8mb4_nopad_bin", "varchar"));
+        assert!(mysql_collation_is_bytewise("latin1_bin", "char"));
+        assert!(!mysql_collation_is_bytewise("latin1_bin", "varchar"), "PAD SPACE");
+        assert!(!mysql_collation_is_bytewise("utf8mb4_general_ci", "varchar"));
+        assert!(!mysql_collation_is_bytewise("utf8mb4_0900_as_cs", "varchar"));
+    }
+}
