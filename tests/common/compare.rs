@@ -40,7 +40,7 @@ fn select_expr(name: &str, kind: Kind) -> String {
 
 /// Plain decimal text without trailing fractional zeros; `1E-9` (Python's Decimal, which
 /// bqemulator uses, prints small values so) becomes `0.000000001`.
-fn trim_decimal(s: &str) -> String {
+pub fn trim_decimal(s: &str) -> String {
     let plain;
     let s = match s.split_once(['E', 'e']) {
         None => s,

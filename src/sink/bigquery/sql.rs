@@ -68,7 +68,9 @@ impl Load<'_> {
         if let Some((col, lo, hi)) = &m.prune {
             on.push(format!("(T.{c} BETWEEN {lo} AND {hi} OR T.{c} IS NULL)", c = q(col)));
         }
-        let newer = format!("(T.{cursor} IS NULL OR S.{cursor} >= T.{cursor})");
+        // A staging row is the row as the source holds it now; one whose cursor is NULL has
+        // no order, and was re-read because it may have changed, so it wins too.
+        let newer = format!("(T.{cursor} IS NULL OR S.{cursor} IS NULL OR S.{cursor} >= T.{cursor})");
         let deleted = match &m.soft_delete {
             Some((col, BqType::Bool)) => format!("S.{} = TRUE", q(col)),
             Some((col, _)) => format!("S.{} IS NOT NULL", q(col)),
@@ -134,7 +136,7 @@ mod tests {
         let sql = load.merge(&m);
         assert!(sql.contains("ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY `updated_at` DESC)"), "{sql}");
         assert!(sql.contains("ON T.`id` = S.`id` AND (T.`created` BETWEEN DATE '2024-01-01' AND DATE '2024-01-31' OR T.`created` IS NULL)"), "{sql}");
-        assert!(sql.contains("WHEN MATCHED AND (T.`updated_at` IS NULL OR S.`updated_at` >= T.`updated_at`) AND S.`deleted_at` IS NOT NULL THEN DELETE"), "{sql}");
+        assert!(sql.contains("WHEN MATCHED AND (T.`updated_at` IS NULL OR S.`updated_at` IS NULL OR S.`updated_at` >= T.`updated_at`) AND S.`deleted_at` IS NOT NULL THEN DELETE"), "{sql}");
         assert!(sql.contains("UPDATE SET `v` = S.`v`, `updated_at` = S.`updated_at`, `deleted_at` = S.`deleted_at`, `_aurora2bq_extracted_at` = TIMESTAMP_MICROS(5), `_aurora2bq_run_id` = 'r1'"), "{sql}");
         assert!(sql.contains("WHEN NOT MATCHED AND NOT (S.`deleted_at` IS NOT NULL) THEN INSERT"), "{sql}");
         assert!(!sql.contains("UPDATE SET `id`"), "keys are not updated: {sql}");
