@@ -26,7 +26,7 @@ fn window(after: Option<Watermark>, lookback: i64) -> Window {
         cursor: "updated_at".into(),
         key: vec!["id".into()],
         after,
-        lookback,
+        lookback: Some(lookback),
         null_cursors: aurora2bq::source::window::NullCursors::Reread,
     }
 }

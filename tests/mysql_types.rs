@@ -175,17 +175,15 @@ async fn values_that_do_not_fit_are_refused_by_name() {
 async fn every_named_fix_loads_the_row() {
     let db = MyDb::new().await;
     db.exec(
-        "CREATE TABLE bad (id int PRIMARY KEY, big decimal(65,0), d date, t time);
+        "CREATE TABLE bad (id int PRIMARY KEY, d date, t time);
          SET SESSION sql_mode = 'ALLOW_INVALID_DATES';
-         INSERT INTO bad VALUES (1, NULL, NULL, NULL);",
+         INSERT INTO bad VALUES (1, NULL, NULL);",
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = source_config(Engine::Mysql, &db.url, dir.path(), ZeroDates::Error);
     let mut t = TableConfig::simple(None, "bad");
-    let forty = "1234567890123456789012345678901234567890";
     let cases = [
-        (format!("UPDATE bad SET big = {forty}"), "big", forty.to_string()),
         ("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'; UPDATE bad SET d = '2021-02-30'".into(), "d", "2021-02-30".into()),
         ("UPDATE bad SET t = '-01:00:00'".to_string(), "t", "-01:00:00".into()),
     ];

@@ -79,7 +79,7 @@ pub struct TableConfig {
     pub cursor: Option<String>,
     /// How far before the watermark each incremental run re-reads: seconds for time
     /// cursors, days for dates, values for integers. Catches transactions that committed late.
-    pub lookback: i64,
+    pub lookback: Option<i64>,
     /// Key columns; default: the primary key.
     pub key: Option<Vec<String>>,
     /// A column whose non-NULL (or true) value marks a deleted row (merge mode).
@@ -123,7 +123,7 @@ impl TableConfig {
             target: name.to_owned(),
             mode: LoadMode::FullRefresh,
             cursor: None,
-            lookback: 0,
+            lookback: None,
             key: None,
             soft_delete_column: None,
             keys_as_bytes: false,

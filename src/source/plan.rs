@@ -136,7 +136,7 @@ mod tests {
             cursor: cursor.into(),
             key: key.iter().map(|k| k.to_string()).collect(),
             after: None,
-            lookback: 0,
+            lookback: None,
             null_cursors: Default::default(),
         }
     }

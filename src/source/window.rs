@@ -50,10 +50,40 @@ pub struct Window {
     pub key: Vec<String>,
     /// Start strictly after this pair; `None` reads from the beginning.
     pub after: Option<Watermark>,
-    /// Re-read this much before the watermark's cursor (seconds, days or values by type).
-    pub lookback: i64,
+    /// Re-read this much before the watermark's cursor (seconds, days or values by type);
+    /// `None` until resolved to the cursor kind's default ([`resolve_lookback`]).
+    pub lookback: Option<i64>,
     /// What rows whose cursor is NULL get: they have no place in the (cursor, key) order.
     pub null_cursors: NullCursors,
+}
+
+/// The look-back when the config sets none: a row written by a transaction that commits
+/// late carries a cursor from the database clock at its start (`now()`, `CURRENT_TIMESTAMP`,
+/// `ON UPDATE CURRENT_TIMESTAMP`), older than rows committed meanwhile; re-reading five
+/// minutes before the watermark catches every transaction shorter than that. A date cursor
+/// re-reads its last day (rows updated later that day keep the date, and could sort before
+/// the stored key). An integer cursor has no clock to measure by: 0, set it explicitly.
+pub const DEFAULT_LOOKBACK_SECONDS: i64 = 300;
+pub const DEFAULT_LOOKBACK_DAYS: i64 = 1;
+
+/// The look-back a window uses: the configured one, else the default for a cursor `kind`
+/// of time (`"time"`), date (`"date"`) or integer. A window without a key cannot tell a
+/// re-read row from a new one, so it re-reads nothing unless told to (and then is refused).
+pub fn resolve_lookback(w: &Window, kind: &str, display_name: &str) -> Result<i64, super::SourceError> {
+    match w.lookback {
+        Some(n) if n > 0 && w.key.is_empty() => Err(super::SourceError::Refused {
+            table: display_name.to_owned(),
+            problem: "a look-back re-reads rows, and without a key a re-read row cannot be told from a new one".into(),
+            fix: "name the columns that identify a row with `key = [\"col\", ...]`, or set `lookback = 0`".into(),
+        }),
+        Some(n) => Ok(n),
+        None if w.key.is_empty() => Ok(0),
+        None => Ok(match kind {
+            "time" => DEFAULT_LOOKBACK_SECONDS,
+            "date" => DEFAULT_LOOKBACK_DAYS,
+            _ => 0,
+        }),
+    }
 }
 
 /// Rows with a NULL cursor cannot be resumed after, so each mode says what they get.
@@ -197,7 +227,7 @@ mod tests {
 
     #[test]
     fn guards_check_keys_in_the_window_and_cursors_for_append() {
-        let w = |nulls| Window { cursor: "c".into(), key: vec!["k".into()], after: None, lookback: 0, null_cursors: nulls };
+        let w = |nulls| Window { cursor: "c".into(), key: vec!["k".into()], after: None, lookback: Some(0), null_cursors: nulls };
         let g = w(NullCursors::Reread).guards("t", "X", "\"c\"", &["\"k\"".into()]);
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].sql, "SELECT 1 FROM t WHERE (X) AND (\"k\" IS NULL) LIMIT 1");

@@ -66,6 +66,10 @@ fn numeric_38_9(r: &mut Rng) -> String {
         format!("{}{int}.{frac}", if r.chance(0.5) { "-" } else { "" })
     })
 }
+fn wide_integer(r: &mut Rng) -> String {
+    let digits: String = (0..1 + r.below(65)).map(|_| char::from(b'0' + r.below(10) as u8)).collect();
+    format!("{}{digits}", if r.chance(0.5) { "-" } else { "" })
+}
 fn unsigned64(r: &mut Rng) -> String {
     pick(r, &["0", "18446744073709551615", "9223372036854775808"], |r| r.next().to_string())
 }
@@ -166,6 +170,7 @@ pub const MY: &[ColType] = &[
     ColType { ddl: "double", make: double, canon: "CAST({} AS CHAR)", cmp: Cmp::Float },
     ColType { ddl: "float", make: float, canon: "CAST(CAST({} AS DOUBLE) AS CHAR)", cmp: Cmp::Float },
     ColType { ddl: "decimal(38,9)", make: numeric_38_9, canon: "CAST({} AS CHAR)", cmp: Cmp::Decimal },
+    ColType { ddl: "decimal(65,0)", make: wide_integer, canon: "CAST({} AS CHAR)", cmp: Cmp::Decimal },
     ColType { ddl: "varchar(60) CHARACTER SET utf8mb4", make: utf8, canon: "CONVERT({} USING utf8mb4)", cmp: Cmp::Exact },
     ColType { ddl: "varchar(60) CHARACTER SET latin1", make: latin1, canon: "CONVERT({} USING utf8mb4)", cmp: Cmp::Exact },
     ColType { ddl: "varchar(60) CHARACTER SET utf8mb3", make: bmp, canon: "CONVERT({} USING utf8mb4)", cmp: Cmp::Exact },

@@ -145,21 +145,15 @@ fn table(
     {
         return Err(cx.err(c.span(), &key("cursor"), "a cursor only applies to mode = \"append\" or \"merge\""));
     }
+    // `None`: the default for the cursor's kind, known once the source is described.
     let lookback = match &t.lookback {
         Some(l) if *l.get_ref() < 0 => return Err(cx.err(l.span(), &key("lookback"), "cannot be negative")),
-        Some(l) => *l.get_ref(),
-        None => 0,
+        Some(l) if mode == LoadMode::FullRefresh => {
+            return Err(cx.err(l.span(), &key("lookback"), "a look-back only applies to mode = \"append\" or \"merge\""));
+        }
+        Some(l) => Some(*l.get_ref()),
+        None => None,
     };
-    if let (LoadMode::Append, Some(l)) = (mode, &t.lookback)
-        && *l.get_ref() > 0
-    {
-        return Err(cx.err(
-            l.span(),
-            &key("lookback"),
-            "append mode cannot re-read rows: without a key a re-read row would be inserted twice; \
-                 use mode = \"merge\" with a key to catch late commits",
-        ));
-    }
     if let Some(sd) = &t.soft_delete_column
         && mode != LoadMode::Merge
     {

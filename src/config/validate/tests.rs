@@ -130,7 +130,7 @@ fn incremental_tables_and_queries_are_validated() {
     );
     let c = parse(Path::new("c.toml"), &ok).unwrap();
     assert_eq!(c.tables[0].mode, LoadMode::Merge);
-    assert_eq!(c.tables[0].lookback, 300);
+    assert_eq!(c.tables[0].lookback, Some(300));
     assert_eq!(c.tables[1].source, TableSource::Query("SELECT 1 AS x".into()));
     let cases = [
         ("source = \"orders\"\nmode = \"merge\"", "tables[0].cursor", "incremental modes need"),

@@ -169,7 +169,8 @@ impl BigQueryLoad {
         };
         Ok(match self.table.mode {
             LoadMode::FullRefresh => load.replace(),
-            LoadMode::Append => load.append(),
+            LoadMode::Append if self.key.is_empty() => load.append(),
+            LoadMode::Append => load.append_new(&self.key, self.prune().await?.as_ref()),
             LoadMode::Merge => {
                 let soft_delete = self.soft_delete.as_ref().map(|c| {
                     let ty = self.fields.iter().find(|f| &f.name == c).map(|f| f.ty).unwrap_or(BqType::Timestamp);

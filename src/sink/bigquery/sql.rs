@@ -49,6 +49,23 @@ impl Load<'_> {
         format!("INSERT INTO {t} ({cols}) SELECT {select} FROM {s}", t = self.target, s = self.staging)
     }
 
+    /// Append with a key: only rows whose key the target does not hold yet, so a window
+    /// that re-reads (the look-back catching late commits) inserts nothing twice.
+    pub fn append_new(&self, key: &[String], prune: Option<&(String, String, String)>) -> String {
+        let q = |c: &str| quote(&[c]);
+        let (cols, select) = self.lists(Some("S"));
+        let mut on: Vec<String> = key.iter().map(|k| format!("X.{0} = S.{0}", q(k))).collect();
+        if let Some((col, lo, hi)) = prune {
+            on.push(format!("(X.{c} BETWEEN {lo} AND {hi} OR X.{c} IS NULL)", c = q(col)));
+        }
+        format!(
+            "INSERT INTO {t} ({cols}) SELECT {select} FROM {s} S WHERE NOT EXISTS (SELECT 1 FROM {t} X WHERE {})",
+            on.join(" AND "),
+            t = self.target,
+            s = self.staging
+        )
+    }
+
     /// Merge by key: one row per key from staging (the newest cursor), which updates the
     /// target row unless the target already holds a newer version; soft-deleted rows are
     /// removed; new keys are inserted.
@@ -152,5 +169,17 @@ mod tests {
             "INSERT INTO `p.d.t` (`id`, `_aurora2bq_extracted_at`, `_aurora2bq_run_id`) SELECT `id`, TIMESTAMP_MICROS(7), 'run' FROM `p.d.s`"
         );
         assert!(load.replace().starts_with("DELETE FROM `p.d.t` WHERE TRUE;\nINSERT INTO"));
+    }
+
+    #[test]
+    fn append_with_a_key_inserts_only_new_keys() {
+        let cols = vec!["id".to_string(), "v".to_string()];
+        let load = Load { target: "`p.d.t`".into(), staging: "`p.d.s`".into(), columns: &cols, metadata: None };
+        let prune = ("day".to_string(), "DATE '2024-01-01'".to_string(), "DATE '2024-01-02'".to_string());
+        assert_eq!(
+            load.append_new(&["id".into()], Some(&prune)),
+            "INSERT INTO `p.d.t` (`id`, `v`) SELECT S.`id`, S.`v` FROM `p.d.s` S WHERE NOT EXISTS (SELECT 1 FROM \
+             `p.d.t` X WHERE X.`id` = S.`id` AND (X.`day` BETWEEN DATE '2024-01-01' AND DATE '2024-01-02' OR X.`day` IS NULL))"
+        );
     }
 }

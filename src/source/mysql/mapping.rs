@@ -62,9 +62,17 @@ pub fn quote_ident(s: &str) -> String {
 }
 
 fn decimal(precision: Option<u64>, scale: Option<u64>) -> (MyKind, BqType) {
-    let (p, s) = (precision.unwrap_or(65) as i64, scale.unwrap_or(30) as i64);
-    // MySQL's widest DECIMAL(65,30) fits BIGNUMERIC (38 and 38 digits).
-    if s <= 9 && p - s <= 29 { (MyKind::Numeric, BqType::Numeric) } else { (MyKind::BigNumeric, BqType::BigNumeric) }
+    // A query's DECIMAL comes without precision: BIGNUMERIC, with values beyond it refused.
+    let (p, s) = (precision.unwrap_or(38 + 30) as i64, scale.unwrap_or(30) as i64);
+    if s <= 9 && p - s <= 29 {
+        (MyKind::Numeric, BqType::Numeric)
+    } else if p - s <= 38 || precision.is_none() {
+        (MyKind::BigNumeric, BqType::BigNumeric)
+    } else {
+        // More than BIGNUMERIC's 38 integer digits (e.g. DECIMAL(65,0)): the exact text, as
+        // PostgreSQL's wide numerics.
+        (MyKind::Text, BqType::String)
+    }
 }
 
 fn scalar(c: &MyColumn) -> Option<(MyKind, BqType)> {
@@ -177,6 +185,8 @@ mod tests {
         c.precision = Some(65);
         c.scale = Some(30);
         assert_eq!(plan(&c, None).unwrap().kind, MyKind::BigNumeric);
+        c.scale = Some(0);
+        assert_eq!(plan(&c, None).unwrap().column.field.ty, BqType::String, "65 integer digits: exact text");
         let mut bit = col("bit", "bit(63)");
         bit.precision = Some(63);
         assert_eq!(plan(&bit, None).unwrap().column.field.ty, BqType::Int64);

@@ -146,11 +146,18 @@ async fn window_sql(
         });
     }
     let keys = cols.keys.iter().map(|(k, p)| (mapping::quote_ident(k), KeyType::of(p))).collect();
+    let mut window = cols.window;
+    let clock = match cursor.kind {
+        mapping::MyKind::Datetime | mapping::MyKind::Timestamp => "time",
+        mapping::MyKind::Date => "date",
+        _ => "int",
+    };
+    window.lookback = Some(crate::source::window::resolve_lookback(&window, clock, table)?);
     let upper = match window_sql::upper_sql(cursor.kind) {
         None => None,
         Some(sql) => Some(sqlx::query_scalar::<_, String>(sql).fetch_one(&mut *conn).await.map_err(|source| {
             SourceError::Query { table: table.to_owned(), what: "reading the database clock", source }
         })?),
     };
-    Ok(WindowSql { cursor: mapping::quote_ident(&w.cursor), kind: cursor.kind, keys, window: cols.window, upper })
+    Ok(WindowSql { cursor: mapping::quote_ident(&w.cursor), kind: cursor.kind, keys, window, upper })
 }

@@ -106,8 +106,9 @@ impl WindowSql {
     pub fn condition(&self) -> String {
         let lower = match &self.window.after {
             None => Lower::Everything,
-            Some(w) if self.window.lookback > 0 => {
-                Lower::From(text_of(self.kind, &minus(self.kind, &w.cursor, self.window.lookback)))
+            Some(w) if self.window.lookback.unwrap_or(0) > 0 => {
+                let back = self.window.lookback.unwrap_or(0);
+                Lower::From(text_of(self.kind, &minus(self.kind, &w.cursor, back)))
             }
             Some(w) => Lower::After {
                 columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),

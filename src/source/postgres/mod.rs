@@ -140,6 +140,13 @@ async fn window_sql(
         ),
     })?;
     let keys = cols.keys.iter().map(|(k, p)| (quote_ident(k), p.column.source_type.clone())).collect();
+    let mut window = cols.window;
+    let clock = match kind {
+        CursorKind::Timestamp | CursorKind::Datetime => "time",
+        CursorKind::Date => "date",
+        CursorKind::Int => "int",
+    };
+    window.lookback = Some(crate::source::window::resolve_lookback(&window, clock, &table)?);
     let upper = match kind.upper_bound_sql() {
         None => None,
         Some(sql) => Some(
@@ -154,5 +161,5 @@ async fn window_sql(
                 .get::<i64, _>(0),
         ),
     };
-    Ok(WindowSql { cursor: quote_ident(&w.cursor), kind, keys, window: cols.window, upper })
+    Ok(WindowSql { cursor: quote_ident(&w.cursor), kind, keys, window, upper })
 }

@@ -109,8 +109,9 @@ impl WindowSql {
     pub fn condition(&self) -> String {
         let lower = match &self.window.after {
             None => Lower::Everything,
-            Some(w) if self.window.lookback > 0 => {
-                Lower::From(self.kind.literal(self.kind.lookback(raw(&w.cursor), self.window.lookback)))
+            Some(w) if self.window.lookback.unwrap_or(0) > 0 => {
+                let back = self.window.lookback.unwrap_or(0);
+                Lower::From(self.kind.literal(self.kind.lookback(raw(&w.cursor), back)))
             }
             Some(w) => Lower::After {
                 columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),
@@ -160,7 +161,7 @@ mod tests {
                 cursor: "updated_at".into(),
                 key: vec!["id".into(), "name".into()],
                 after,
-                lookback,
+                lookback: Some(lookback),
                 null_cursors: NullCursors::Refuse,
             },
             upper: Some(1_000_000_000),
