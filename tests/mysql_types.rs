@@ -315,3 +315,26 @@ async fn mysql_rows_land_in_bigquery_unchanged() {
     assert_eq!((row[12].clone(), row[13].clone()), (s("b"), s("513")));
     assert_eq!(rows.len(), 3);
 }
+
+/// As on PostgreSQL: an oversized row names its column and key, and excluding it loads.
+#[tokio::test]
+async fn oversized_rows_are_refused_with_their_fix() {
+    let db = MyDb::new().await;
+    db.exec(
+        "CREATE TABLE big (id int PRIMARY KEY, small text, huge longblob);
+         INSERT INTO big VALUES (1, 'a', REPEAT('x', 10 * 1024 * 1024)), (2, 'b', NULL);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = source_config(Engine::Mysql, &db.url, dir.path(), ZeroDates::Error);
+    let mut t = TableConfig::simple(None, "big");
+    match read(&cfg, &t, None, LIMITS).await.err().expect("a 10 MiB row is refused") {
+        SourceError::Value { column, key, detail, .. } => {
+            assert_eq!((column.as_str(), key.as_str()), ("huge", "(id=1)"));
+            assert!(detail.contains("exclude_columns = [\"huge\"]"), "{detail}");
+        }
+        other => panic!("{other}"),
+    }
+    t.exclude_columns = vec!["huge".into()];
+    assert_eq!(read(&cfg, &t, None, LIMITS).await.expect("the fix loads it").rows(), 2);
+}

@@ -272,3 +272,34 @@ async fn scalar_types_land_in_bigquery_unchanged() {
     assert_eq!(hs, serde_json::json!({"a": "1", "b": null}));
     assert_eq!(first[16], s("16/B374D848"));
 }
+
+/// A row too large for one Storage Write request names its column and key, and leaving the
+/// column out loads the table; a query that names two columns alike is told to alias them.
+#[tokio::test]
+async fn oversized_rows_and_duplicate_query_names_are_refused_with_their_fix() {
+    let db = PgDb::new().await;
+    db.exec(
+        "CREATE TABLE big (id int PRIMARY KEY, small text, huge bytea);
+         INSERT INTO big VALUES (1, 'a', decode(repeat('ab', 10 * 1024 * 1024), 'hex')), (2, 'b', NULL);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = source_config(Engine::Postgres, &db.url, dir.path(), ZeroDates::Error);
+    let mut t = TableConfig::simple(None, "big");
+    match read(&cfg, &t, None, LIMITS).await.err().expect("a 10 MiB row is refused") {
+        SourceError::Value { column, key, detail, .. } => {
+            assert_eq!((column.as_str(), key.as_str()), ("huge", "(id=1)"));
+            assert!(detail.contains("exclude_columns = [\"huge\"]"), "{detail}");
+        }
+        other => panic!("{other}"),
+    }
+    t.exclude_columns = vec!["huge".into()];
+    assert_eq!(read(&cfg, &t, None, LIMITS).await.expect("the fix loads it").rows(), 2);
+
+    let mut q = TableConfig::simple(None, "q");
+    q.source = aurora2bq::config::TableSource::Query("SELECT id, small AS x, id AS x FROM big".into());
+    let e = read(&cfg, &q, None, LIMITS).await.err().expect("two columns named x").to_string();
+    assert!(e.contains("two columns named \"x\"") && e.contains("AS "), "{e}");
+    q.source = aurora2bq::config::TableSource::Query("SELECT id, small AS x, id AS x2 FROM big".into());
+    assert_eq!(read(&cfg, &q, None, LIMITS).await.expect("aliased").rows(), 2);
+}

@@ -82,6 +82,14 @@ pub fn apply_target_names(table: &TableConfig, schema: &mut TableSchema) -> Resu
             return Err(refuse_name(&label, &c.name, format!("BigQuery cannot take the name {target:?}: {why}"), &seen));
         }
         if let Some(other) = first.insert(target.to_ascii_lowercase(), &c.name) {
+            if other == c.name {
+                // Only a query can name two columns alike, and a rename cannot tell them apart.
+                return Err(SourceError::Refused {
+                    table: label,
+                    problem: format!("the query returns two columns named {other:?}"),
+                    fix: format!("give them different names in the query: `... AS {}`", suggest(other, &seen)),
+                });
+            }
             return Err(refuse_name(
                 &label,
                 &c.name,

@@ -94,6 +94,7 @@ impl Db {
 struct Fixes {
     rename: bool,
     keys_as_bytes: bool,
+    key_on_id: bool,
 }
 
 /// What changes between runs: ids, the integer cursor, and whether NULL cursors may still
@@ -119,7 +120,8 @@ pub fn ddl(case: &Case) -> String {
     let q = |n: &str| quote(case.eng, n);
     let mut cols = vec![format!("{} bigint PRIMARY KEY", q("id"))];
     if let Some(c) = case.code_key {
-        cols.push(format!("{} varchar(40) {} NOT NULL UNIQUE", q("code"), collations(case.eng)[c].ddl));
+        let null = if case.code_nullable { "NULL" } else { "NOT NULL" };
+        cols.push(format!("{} varchar(40) {} {null} UNIQUE", q("code"), collations(case.eng)[c].ddl));
     }
     let null = if case.cursor_nullable { "NULL" } else { "NOT NULL" };
     let default = match (case.eng, case.cursor, case.cursor_nullable) {
@@ -144,11 +146,15 @@ fn target_name(i: usize, name: &str) -> String {
 }
 
 fn table_config(case: &Case, fixes: &Fixes) -> String {
-    let mut t = format!("\n[[tables]]\nsource = \"t\"\nmode = \"{}\"\n", case.mode.name());
+    let source = if case.query { "query = \"SELECT * FROM t\"\ntarget = \"t\"" } else { "source = \"t\"" };
+    let mut t = format!("\n[[tables]]\n{source}\nmode = \"{}\"\n", case.mode.name());
     if case.mode != Mode::FullRefresh {
         t.push_str("cursor = \"updated_at\"\n");
-        if case.code_key.is_some() {
+        if case.code_key.is_some() && !fixes.key_on_id {
             t.push_str("key = [\"code\"]\n");
+        } else if case.query || fixes.key_on_id {
+            // A query has no primary key: name it.
+            t.push_str("key = [\"id\"]\n");
         }
     }
     if case.lookback > 0 {
@@ -176,7 +182,7 @@ fn table_config(case: &Case, fixes: &Fixes) -> String {
 /// The DDL and the final config of a case, to reproduce it by hand.
 pub fn reproduction(case: &Case) -> String {
     let loose = case.mode == Mode::Merge && case.code_key.is_some_and(|c| collations(case.eng)[c].loose);
-    let fixes = Fixes { rename: true, keys_as_bytes: loose };
+    let fixes = Fixes { rename: true, keys_as_bytes: loose, key_on_id: false };
     format!("-- source DDL\n{}\n# aurora2bq table config (fixes applied)\n{}", ddl(case), table_config(case, &fixes))
 }
 
@@ -208,7 +214,8 @@ impl Writer {
             let mut v = vec![id.to_string()];
             if case.code_key.is_some() {
                 let word = ["abc", "ABC", "Abc", "e", "E"][self.rng.below(5)];
-                v.push(format!("'{word}-{id:06}'"));
+                let null = case.code_nullable && self.rng.chance(0.2);
+                v.push(if null { "NULL".into() } else { format!("'{word}-{id:06}'") });
             }
             v.push(self.cursor_value(case));
             v.push("NULL".into());
@@ -291,8 +298,12 @@ async fn run_and_compare(
     w: &mut Writer,
 ) -> Result<(), String> {
     let odd = case.cols.iter().any(|c| needs_rename(&c.name));
-    let loose_key = case.mode == Mode::Merge && case.code_key.is_some_and(|c| collations(case.eng)[c].loose);
-    for _ in 0..4 {
+    for _ in 0..5 {
+        let keyed_on_code = case.mode != Mode::FullRefresh && case.code_key.is_some() && !fixes.key_on_id;
+        let loose_key = keyed_on_code
+            && case.mode == Mode::Merge
+            && case.code_key.is_some_and(|c| collations(case.eng)[c].loose);
+        let null_codes = keyed_on_code && !db.rows("SELECT 'x' FROM t WHERE code IS NULL").await.is_empty();
         let null_cursors = case.mode == Mode::Append && !db.rows("SELECT 'x' FROM t WHERE updated_at IS NULL").await.is_empty();
         let config = common::write_config(dir, chain, dataset, &[], &table_config(case, fixes));
         if case.eng == Eng::My {
@@ -319,6 +330,9 @@ async fn run_and_compare(
             fixes.rename = true;
         } else if loose_key && !fixes.keys_as_bytes && out.contains("keys_as_bytes = true") {
             fixes.keys_as_bytes = true;
+        } else if null_codes && out.contains("hold NULL in rows of this window") {
+            // The fix the refusal names: key on NOT NULL columns that identify a row.
+            fixes.key_on_id = true;
         } else if null_cursors && out.contains("fill the NULLs") {
             // The fix the refusal names: fill them (and write no more).
             w.nulls = false;

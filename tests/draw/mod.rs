@@ -57,6 +57,10 @@ pub struct Case {
     /// `Some(i)`: the table has a unique text column `code` in collation `i`
     /// ([`exec::collations`]), and the window is keyed on it.
     pub code_key: Option<usize>,
+    /// `code` may be NULL: a window keyed on it must be refused, and `key = ["id"]` fixes it.
+    pub code_nullable: bool,
+    /// Read through `query = "SELECT * FROM t"` instead of the table: same planning.
+    pub query: bool,
     pub soft_delete: bool,
     pub lookback: i64,
     pub cols: Vec<Col>,
@@ -100,6 +104,7 @@ impl Case {
         if cols.iter().any(|c| c.name == "Val") {
             cols.push(Col { name: "val".into(), ty: 0, nullable: true });
         }
+        let query = r.chance(0.25);
         Case {
             seed,
             eng,
@@ -107,6 +112,8 @@ impl Case {
             cursor: [CursorTy::Instant, CursorTy::Wall, CursorTy::Int][r.below(3)],
             cursor_nullable: r.chance(0.3),
             code_key: r.chance(0.4).then(|| r.below(exec::collations(eng).len())),
+            code_nullable: r.chance(0.25),
+            query,
             soft_delete: mode == Mode::Merge && r.chance(0.6),
             lookback: if mode == Mode::Merge && r.chance(0.5) { 30 } else { 0 },
             cols,
@@ -131,6 +138,9 @@ impl Case {
         }
         if self.code_key.is_some() {
             out.push(Case { code_key: None, ..self.clone() });
+        }
+        if self.query {
+            out.push(Case { query: false, ..self.clone() });
         }
         out
     }

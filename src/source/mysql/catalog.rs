@@ -15,11 +15,67 @@ pub struct Catalog {
     pub primary_key: Vec<String>,
 }
 
-pub async fn describe(conn: &mut MySqlConnection, table: &TableConfig) -> Result<Catalog, SourceError> {
+/// `exact`: a query's columns from [`query_columns`], when they could be had.
+pub async fn describe(
+    conn: &mut MySqlConnection,
+    table: &TableConfig,
+    exact: Option<Vec<MyColumn>>,
+) -> Result<Catalog, SourceError> {
     match &table.source {
         TableSource::Table { schema, name } => describe_table(conn, table, schema.as_deref(), name).await,
-        TableSource::Query(sql) => describe_query(conn, table, sql).await,
+        TableSource::Query(sql) => match exact {
+            Some(columns) => {
+                Ok(Catalog { display_name: table.source_name(), from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })
+            }
+            None => describe_query(conn, table, sql).await,
+        },
     }
+}
+
+/// A query's columns as exactly as a table's: an empty temporary table made from it tells
+/// precision, scale, BIT width, character set and collation, which the result metadata does
+/// not (a VARCHAR in a `_bin` collation would look binary, a DECIMAL would lose its
+/// precision). Run before the read snapshot starts, since MariaDB refuses temporary tables in
+/// a READ ONLY transaction. `None` when the user may not create temporary tables (then the
+/// result metadata is used).
+pub async fn query_columns(conn: &mut MySqlConnection, sql: &str) -> Option<Vec<MyColumn>> {
+    const TMP: &str = "_aurora2bq_describe";
+    let create = format!("CREATE TEMPORARY TABLE {TMP} AS SELECT * FROM ({sql}) AS q LIMIT 0");
+    if let Err(e) = (&mut *conn).execute(create.as_str()).await {
+        tracing::warn!(
+            error = %e,
+            "cannot describe the query through a temporary table (grant CREATE TEMPORARY TABLES for exact types); \
+             using the result metadata"
+        );
+        return None;
+    }
+    let rows = sqlx::query(&format!("SHOW FULL COLUMNS FROM {TMP}")).fetch_all(&mut *conn).await;
+    let _ = (&mut *conn).execute(format!("DROP TEMPORARY TABLE IF EXISTS {TMP}").as_str()).await;
+    let text = |r: &sqlx::mysql::MySqlRow, i: usize| -> Option<String> {
+        let raw: Option<&[u8]> = r.try_get_unchecked(i).ok().flatten();
+        raw.map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    Some(rows.ok()?.iter().map(|r| from_show(text(r, 0).unwrap_or_default(), &text(r, 1)?, text(r, 2))).collect::<Option<_>>()?)
+}
+
+/// A column from `SHOW FULL COLUMNS`: `Type` as information_schema's COLUMN_TYPE, with the
+/// precision and scale that planning reads.
+fn from_show(name: String, ty: &str, collation: Option<String>) -> Option<MyColumn> {
+    let column_type = ty.to_ascii_lowercase();
+    let data_type: String = column_type.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let args: Vec<u64> = column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inside, _)| inside.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let (precision, scale) = match data_type.as_str() {
+        "decimal" | "numeric" => (args.first().copied(), args.get(1).copied().or(Some(0))),
+        "bit" => (args.first().copied().or(Some(1)), None),
+        "datetime" | "timestamp" | "time" => (args.first().copied().or(Some(0)), None),
+        _ => (None, None),
+    };
+    let charset = collation.as_deref().and_then(|c| c.split('_').next()).map(str::to_owned);
+    Some(MyColumn { name, data_type, column_type, precision, scale, charset, collation })
 }
 
 async fn describe_table(

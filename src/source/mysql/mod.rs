@@ -97,10 +97,14 @@ impl Source for MySqlSource {
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
+        let exact = match &table.source {
+            crate::config::TableSource::Query(sql) => catalog::query_columns(&mut conn, sql).await,
+            crate::config::TableSource::Table { .. } => None,
+        };
         (&mut conn).execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.map_err(|source| {
             SourceError::Query { table: label.clone(), what: "starting the read snapshot", source }
         })?;
-        let catalog = catalog::describe(&mut conn, table).await?;
+        let catalog = catalog::describe(&mut conn, table, exact).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
         let window = match window {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
@@ -123,7 +127,15 @@ impl Source for MySqlSource {
 /// Why equal values of a MySQL column may be different bytes: its collation, unless that
 /// compares bytes.
 fn loose(c: &mapping::MyColumn) -> Option<String> {
-    let coll = c.collation.as_deref()?;
+    let Some(coll) = c.collation.as_deref() else {
+        // A query's text column: the result metadata gives no collation, and MySQL's
+        // default ones ignore case.
+        let text = matches!(
+            c.data_type.as_str(),
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" | "string" | "var_string"
+        );
+        return (text && c.charset.is_some()).then(|| "an unknown collation (a query's column)".into());
+    };
     (!crate::source::names::mysql_collation_is_bytewise(coll, &c.data_type)).then(|| format!("collation {coll}"))
 }
 
