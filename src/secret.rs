@@ -46,7 +46,9 @@ pub fn redact_userinfo(text: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         // User-info ends at '@' before any '/', whitespace or quote that ends the authority.
-        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'' || c == '>').unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'' || c == '>')
+            .unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => {
                 out.push_str("REDACTED");

@@ -184,7 +184,11 @@ async fn every_named_fix_loads_the_row() {
     let cfg = source_config(Engine::Mysql, &db.url, dir.path(), ZeroDates::Error);
     let mut t = TableConfig::simple(None, "bad");
     let cases = [
-        ("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'; UPDATE bad SET d = '2021-02-30'".into(), "d", "2021-02-30".into()),
+        (
+            "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'; UPDATE bad SET d = '2021-02-30'".into(),
+            "d",
+            "2021-02-30".into(),
+        ),
         ("UPDATE bad SET t = '-01:00:00'".to_string(), "t", "-01:00:00".into()),
     ];
     for (sql, column, text) in cases {
@@ -223,7 +227,7 @@ async fn floats_and_wide_bits_are_exact_from_tables_and_queries() {
     for t in [TableConfig::simple(None, "f"), q] {
         let r = read(&cfg, &t, None, LIMITS).await.expect("read");
         let floats: Vec<f64> = r.column("x").iter().map(|v| v.as_deref().unwrap().parse().unwrap()).collect();
-        let want = [16777216f32, 0.1f32, 123456.789f32, -3.4e38f32];
+        let want = [16777216f32, 0.1f32, 123_456.79f32, -3.4e38f32];
         for (got, want) in floats.iter().zip(want) {
             assert_eq!(got.to_bits(), (want as f64).to_bits(), "{:?}: {got} is not the float32 {want}", t.source);
         }

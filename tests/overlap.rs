@@ -23,9 +23,8 @@ const ITEMS: &str = "CREATE TABLE items (id bigserial PRIMARY KEY, v text, n int
 /// The changes between the first run and A, and between A and B: inserts, updates and soft
 /// deletes (the append case only inserts, as append tables do).
 fn changes(mode: &str, step: u32) -> String {
-    let insert = format!(
-        "INSERT INTO items (v, n, updated_at) SELECT 'step{step}', g, now() FROM generate_series(1, 50) g;"
-    );
+    let insert =
+        format!("INSERT INTO items (v, n, updated_at) SELECT 'step{step}', g, now() FROM generate_series(1, 50) g;");
     if mode == "append" {
         return insert;
     }
@@ -46,7 +45,9 @@ async fn assert_target_is_source(s: &Landing, mode: &str) {
 }
 
 async fn state(s: &Landing) -> (Option<String>, Option<String>) {
-    let r = s.bq.query(&format!("SELECT watermark, run_id FROM {}._aurora2bq_state WHERE table_name = 'items'", s.dataset)).await;
+    let r =
+        s.bq.query(&format!("SELECT watermark, run_id FROM {}._aurora2bq_state WHERE table_name = 'items'", s.dataset))
+            .await;
     let get = |i: usize| r.first().and_then(|row| row[i].as_str()).map(str::to_owned);
     (get(0), get(1))
 }

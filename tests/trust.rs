@@ -131,7 +131,8 @@ const CASES: &[Case] = &[
         name: "impersonation on a foreign host",
         credential: |d| {
             external(d, |v| {
-                v["service_account_impersonation_url"] = SA_URL.replace("googleapis.com", "googleapis.com.attacker.example").into()
+                v["service_account_impersonation_url"] =
+                    SA_URL.replace("googleapis.com", "googleapis.com.attacker.example").into()
             })
         },
         google: "",
@@ -140,9 +141,7 @@ const CASES: &[Case] = &[
     Case {
         name: "credential_source.url on plain HTTP metadata",
         credential: |d| {
-            external(d, |v| {
-                v["credential_source"] = serde_json::json!({"url": "http://169.254.169.254/latest/token"})
-            })
+            external(d, |v| v["credential_source"] = serde_json::json!({"url": "http://169.254.169.254/latest/token"}))
         },
         google: "",
         says: "plain HTTP",
@@ -150,9 +149,7 @@ const CASES: &[Case] = &[
     Case {
         name: "credential_source.url with a password",
         credential: |d| {
-            external(d, |v| {
-                v["credential_source"] = serde_json::json!({"url": "https://u:hunter2@idp.example/token"})
-            })
+            external(d, |v| v["credential_source"] = serde_json::json!({"url": "https://u:hunter2@idp.example/token"}))
         },
         google: "",
         says: "password",

@@ -85,8 +85,13 @@ async fn read_file(path: &Path) -> Result<String, AuthError> {
     }
     // The file may grow between the check and the read: read at most the cap.
     use tokio::io::AsyncReadExt as _;
-    let cant_read =
-        |e: std::io::Error| AuthError::broken(Link::SubjectToken, format!("cannot read token file {}: {e}", path.display()), Some(fix_mount.clone()));
+    let cant_read = |e: std::io::Error| {
+        AuthError::broken(
+            Link::SubjectToken,
+            format!("cannot read token file {}: {e}", path.display()),
+            Some(fix_mount.clone()),
+        )
+    };
     let file = tokio::fs::File::open(path).await.map_err(cant_read)?;
     let mut bytes = Vec::new();
     file.take(MAX_TOKEN_BYTES + 1).read_to_end(&mut bytes).await.map_err(cant_read)?;
@@ -112,7 +117,9 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<String, AuthError> {
                 if body.len() as u64 > MAX_TOKEN_BYTES {
                     return Err(AuthError::broken(
                         Link::SubjectToken,
-                        format!("credential_source.url answered more than {MAX_TOKEN_BYTES} bytes, too large for a token"),
+                        format!(
+                            "credential_source.url answered more than {MAX_TOKEN_BYTES} bytes, too large for a token"
+                        ),
                         Some("check credential_source.url names the token endpoint".into()),
                     ));
                 }

@@ -10,7 +10,6 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawDestination, RawGoogle, RawRetry, RawRun, RawSource};
 use super::*;
 
-
 pub(super) struct Ctx<'a> {
     pub path: &'a Path,
     pub text: &'a str,

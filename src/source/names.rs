@@ -33,7 +33,8 @@ pub fn column_name_problem(name: &str) -> Option<String> {
 
 /// A valid name close to `name`, for the fix.
 fn suggest(name: &str, taken: &HashMap<String, usize>) -> String {
-    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     if !s.starts_with(|c: char| c.is_ascii_alphabetic()) || column_name_problem(&s).is_some() {
         s = format!("c_{}", s.trim_start_matches('_'));
     }
@@ -79,7 +80,12 @@ pub fn apply_target_names(table: &TableConfig, schema: &mut TableSchema) -> Resu
     for c in &schema.columns {
         let target = &c.field.name;
         if let Some(why) = column_name_problem(target) {
-            return Err(refuse_name(&label, &c.name, format!("BigQuery cannot take the name {target:?}: {why}"), &seen));
+            return Err(refuse_name(
+                &label,
+                &c.name,
+                format!("BigQuery cannot take the name {target:?}: {why}"),
+                &seen,
+            ));
         }
         if let Some(other) = first.insert(target.to_ascii_lowercase(), &c.name) {
             if other == c.name {
@@ -157,7 +163,19 @@ mod tests {
 
     #[test]
     fn names_bigquery_refuses() {
-        for bad in ["1st", "a b", "é", "_TABLE_x", "_file_name", "_PARTITIONTIME", "_row_timestamp", "__root__", "_COLIDENTIFIER_1", "_CHANGE_TYPE", "_aurora2bq_run_id"] {
+        for bad in [
+            "1st",
+            "a b",
+            "é",
+            "_TABLE_x",
+            "_file_name",
+            "_PARTITIONTIME",
+            "_row_timestamp",
+            "__root__",
+            "_COLIDENTIFIER_1",
+            "_CHANGE_TYPE",
+            "_aurora2bq_run_id",
+        ] {
             assert!(column_name_problem(bad).is_some(), "{bad}");
         }
         for good in ["a", "_x", "Order_Date2", "change_type", "_table"] {

@@ -219,7 +219,10 @@ mod tests {
     #[test]
     fn merge_windows_reread_null_cursors_and_append_windows_do_not() {
         let after = || Lower::After { columns: vec!["c".into(), "k".into()], values: vec!["5".into(), "7".into()] };
-        assert_eq!(condition("c", Some("9".into()), after(), NullCursors::Reread), "(((c, k) > (5, 7) AND c <= 9) OR c IS NULL)");
+        assert_eq!(
+            condition("c", Some("9".into()), after(), NullCursors::Reread),
+            "(((c, k) > (5, 7) AND c <= 9) OR c IS NULL)"
+        );
         assert_eq!(condition("c", Some("9".into()), after(), NullCursors::Refuse), "(c, k) > (5, 7) AND c <= 9");
         assert_eq!(condition("c", None, Lower::Everything, NullCursors::Reread), "TRUE");
         assert_eq!(condition("c", Some("9".into()), Lower::Everything, NullCursors::Reread), "(c <= 9 OR c IS NULL)");
@@ -227,7 +230,13 @@ mod tests {
 
     #[test]
     fn guards_check_keys_in_the_window_and_cursors_for_append() {
-        let w = |nulls| Window { cursor: "c".into(), key: vec!["k".into()], after: None, lookback: Some(0), null_cursors: nulls };
+        let w = |nulls| Window {
+            cursor: "c".into(),
+            key: vec!["k".into()],
+            after: None,
+            lookback: Some(0),
+            null_cursors: nulls,
+        };
         let g = w(NullCursors::Reread).guards("t", "X", "\"c\"", &["\"k\"".into()]);
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].sql, "SELECT 1 FROM t WHERE (X) AND (\"k\" IS NULL) LIMIT 1");

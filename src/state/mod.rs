@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use crate::sink::{Fence, Prior, SinkError};
 use crate::sink::bigquery::rest::RestClient;
 use crate::sink::bigquery::schema::quote;
+use crate::sink::{Fence, Prior, SinkError};
 use crate::source::window::{CursorValue, Watermark};
 use crate::types::{BqField, BqType};
 
@@ -87,9 +87,9 @@ impl StateStore<'_> {
         let Some(row) = result.rows.first() else { return Ok(Prior::default()) };
         let fence = Fence(row.get(1).and_then(Value::as_str).map(str::to_owned));
         let watermark = match row.first() {
-            Some(Value::String(json)) => Some(
-                Watermark::from_json(json).map_err(|detail| SinkError::Schema { table: target.into(), detail })?,
-            ),
+            Some(Value::String(json)) => {
+                Some(Watermark::from_json(json).map_err(|detail| SinkError::Schema { table: target.into(), detail })?)
+            }
             _ => None,
         };
         Ok(Prior { watermark, fence })

@@ -24,6 +24,8 @@ pub fn collations(eng: Eng) -> &'static [Collation] {
             Collation { ddl: "", loose: false },
             Collation { ddl: "COLLATE \"C\"", loose: false },
             Collation { ddl: "COLLATE a2b_ci", loose: true },
+            // Not a collation but a type: `code citext`.
+            Collation { ddl: "citext", loose: true },
         ],
         Eng::My => &[
             Collation { ddl: "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", loose: true },
@@ -67,7 +69,8 @@ impl Db {
         use sqlx::Connection;
         match self {
             Db::Pg(d) => {
-                let rows = sqlx::query(sql).fetch_all(&mut d.connect().await).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let rows =
+                    sqlx::query(sql).fetch_all(&mut d.connect().await).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
             }
             Db::My(d) => {
@@ -121,7 +124,11 @@ pub fn ddl(case: &Case) -> String {
     let mut cols = vec![format!("{} bigint PRIMARY KEY", q("id"))];
     if let Some(c) = case.code_key {
         let null = if case.code_nullable { "NULL" } else { "NOT NULL" };
-        cols.push(format!("{} varchar(40) {} {null} UNIQUE", q("code"), collations(case.eng)[c].ddl));
+        let ty = match collations(case.eng)[c].ddl {
+            "citext" => "citext".to_string(),
+            coll => format!("varchar(40) {coll}"),
+        };
+        cols.push(format!("{} {ty} {null} UNIQUE", q("code")));
     }
     let null = if case.cursor_nullable { "NULL" } else { "NOT NULL" };
     let default = match (case.eng, case.cursor, case.cursor_nullable) {
@@ -135,7 +142,10 @@ pub fn ddl(case: &Case) -> String {
         cols.push(format!("{} {ty}{}", q(&c.name), if c.nullable { "" } else { " NOT NULL" }));
     }
     let prelude = match case.eng {
-        Eng::Pg => "CREATE COLLATION IF NOT EXISTS a2b_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n",
+        Eng::Pg => {
+            "CREATE COLLATION IF NOT EXISTS a2b_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n\
+                    CREATE EXTENSION IF NOT EXISTS citext;\n"
+        }
         Eng::My => "",
     };
     format!("{prelude}CREATE TABLE t ({});", cols.join(", "))
@@ -277,7 +287,9 @@ pub async fn execute(chain: &Chain, case: &Case) -> Result<(), String> {
     let mut fixes = Fixes::default();
     let first = w.inserts(case, case.rows);
     db.exec(&first).await;
-    run_and_compare(chain, case, &db, &dataset, dir.path(), &mut fixes, &mut w).await.map_err(|e| format!("first run: {e}"))?;
+    run_and_compare(chain, case, &db, &dataset, dir.path(), &mut fixes, &mut w)
+        .await
+        .map_err(|e| format!("first run: {e}"))?;
     for round in 0..case.rounds {
         let sql = w.round(case);
         db.exec(&sql).await;
@@ -300,17 +312,18 @@ async fn run_and_compare(
     let odd = case.cols.iter().any(|c| needs_rename(&c.name));
     for _ in 0..5 {
         let keyed_on_code = case.mode != Mode::FullRefresh && case.code_key.is_some() && !fixes.key_on_id;
-        let loose_key = keyed_on_code
-            && case.mode == Mode::Merge
-            && case.code_key.is_some_and(|c| collations(case.eng)[c].loose);
+        let loose_key =
+            keyed_on_code && case.mode == Mode::Merge && case.code_key.is_some_and(|c| collations(case.eng)[c].loose);
         let null_codes = keyed_on_code && !db.rows("SELECT 'x' FROM t WHERE code IS NULL").await.is_empty();
-        let null_cursors = case.mode == Mode::Append && !db.rows("SELECT 'x' FROM t WHERE updated_at IS NULL").await.is_empty();
+        let null_cursors =
+            case.mode == Mode::Append && !db.rows("SELECT 'x' FROM t WHERE updated_at IS NULL").await.is_empty();
         let config = common::write_config(dir, chain, dataset, &[], &table_config(case, fixes));
         if case.eng == Eng::My {
             let text = std::fs::read_to_string(&config).unwrap().replace("engine = \"postgres\"", "engine = \"mysql\"");
             std::fs::write(&config, text).unwrap();
         }
-        let run = common::aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", db.url())]).await;
+        let run =
+            common::aurora2bq(&["run", "--config", config.to_str().unwrap()], &[("TEST_SOURCE_URL", db.url())]).await;
         let out = format!("{}\n{}", run.stdout, run.stderr);
         if run.code == Some(0) {
             // A run that should have been refused and was not is a defect too.
@@ -325,7 +338,11 @@ async fn run_and_compare(
             }
             return compare(case, db, dataset).await;
         }
-        eprintln!("seed {}: refused, {}", case.seed, out.lines().find(|l| l.contains("fix:")).unwrap_or("(no fix line)").trim());
+        eprintln!(
+            "seed {}: refused, {}",
+            case.seed,
+            out.lines().find(|l| l.contains("fix:")).unwrap_or("(no fix line)").trim()
+        );
         if odd && !fixes.rename && out.contains("rename = {") {
             fixes.rename = true;
         } else if loose_key && !fixes.keys_as_bytes && out.contains("keys_as_bytes = true") {
@@ -405,10 +422,16 @@ async fn compare(case: &Case, db: &Db, dataset: &str) -> Result<(), String> {
             }
         }
     }
-    problems.extend(got.keys().filter(|k| !want.contains_key(*k)).map(|k| format!("id {k}: in BigQuery, not in the source")));
+    problems.extend(
+        got.keys().filter(|k| !want.contains_key(*k)).map(|k| format!("id {k}: in BigQuery, not in the source")),
+    );
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} differences:\n{}", problems.len(), problems.iter().take(15).cloned().collect::<Vec<_>>().join("\n")))
+        Err(format!(
+            "{} differences:\n{}",
+            problems.len(),
+            problems.iter().take(15).cloned().collect::<Vec<_>>().join("\n")
+        ))
     }
 }

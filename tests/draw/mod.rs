@@ -94,7 +94,8 @@ impl Case {
         let n = 1 + r.below(6);
         let mut cols = Vec::new();
         for i in 0..n {
-            let name = if r.chance(0.2) { odd_names(eng)[r.below(odd_names(eng).len())].to_string() } else { format!("c{i}") };
+            let name =
+                if r.chance(0.2) { odd_names(eng)[r.below(odd_names(eng).len())].to_string() } else { format!("c{i}") };
             if cols.iter().any(|c: &Col| c.name.eq_ignore_ascii_case(&name) && (eng == Eng::My || c.name == name)) {
                 continue;
             }
@@ -150,7 +151,7 @@ impl Case {
 /// (CI uses the fixed defaults; `scripts/fuzz` draws more from a random seed).
 pub fn budget(default_seed: u64) -> (u64, usize) {
     let seed = std::env::var("AURORA2BQ_GEN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default_seed);
-    let draws = std::env::var("AURORA2BQ_GEN_DRAWS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let draws = std::env::var("AURORA2BQ_GEN_DRAWS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
     (seed, draws)
 }
 

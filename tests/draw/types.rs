@@ -89,7 +89,7 @@ fn latin1(r: &mut Rng) -> String {
 }
 fn hex_bytes(r: &mut Rng) -> String {
     let n = r.below(16);
-    format!("{}", (0..n).map(|_| format!("{:02x}", r.below(256))).collect::<String>())
+    (0..n).map(|_| format!("{:02x}", r.below(256))).collect()
 }
 fn pg_bytes(r: &mut Rng) -> String {
     format!("'\\x{}'::bytea", hex_bytes(r))
@@ -171,14 +171,39 @@ pub const MY: &[ColType] = &[
     ColType { ddl: "float", make: float, canon: "CAST(CAST({} AS DOUBLE) AS CHAR)", cmp: Cmp::Float },
     ColType { ddl: "decimal(38,9)", make: numeric_38_9, canon: "CAST({} AS CHAR)", cmp: Cmp::Decimal },
     ColType { ddl: "decimal(65,0)", make: wide_integer, canon: "CAST({} AS CHAR)", cmp: Cmp::Decimal },
-    ColType { ddl: "varchar(60) CHARACTER SET utf8mb4", make: utf8, canon: "CONVERT({} USING utf8mb4)", cmp: Cmp::Exact },
-    ColType { ddl: "varchar(60) CHARACTER SET latin1", make: latin1, canon: "CONVERT({} USING utf8mb4)", cmp: Cmp::Exact },
-    ColType { ddl: "varchar(60) CHARACTER SET utf8mb3", make: bmp, canon: "CONVERT({} USING utf8mb4)", cmp: Cmp::Exact },
+    ColType {
+        ddl: "varchar(60) CHARACTER SET utf8mb4",
+        make: utf8,
+        canon: "CONVERT({} USING utf8mb4)",
+        cmp: Cmp::Exact,
+    },
+    ColType {
+        ddl: "varchar(60) CHARACTER SET latin1",
+        make: latin1,
+        canon: "CONVERT({} USING utf8mb4)",
+        cmp: Cmp::Exact,
+    },
+    ColType {
+        ddl: "varchar(60) CHARACTER SET utf8mb3",
+        make: bmp,
+        canon: "CONVERT({} USING utf8mb4)",
+        cmp: Cmp::Exact,
+    },
     ColType { ddl: "text", make: utf8, canon: "CONVERT({} USING utf8mb4)", cmp: Cmp::Exact },
     ColType { ddl: "varbinary(20)", make: my_bytes, canon: "LOWER(HEX({}))", cmp: Cmp::Bytes },
-    ColType { ddl: "tinyint(1)", make: boolean, canon: "CASE WHEN {0} IS NULL THEN NULL WHEN {0} THEN 'true' ELSE 'false' END", cmp: Cmp::Exact },
+    ColType {
+        ddl: "tinyint(1)",
+        make: boolean,
+        canon: "CASE WHEN {0} IS NULL THEN NULL WHEN {0} THEN 'true' ELSE 'false' END",
+        cmp: Cmp::Exact,
+    },
     ColType { ddl: "date", make: date, canon: "DATE_FORMAT({}, '%Y-%m-%d')", cmp: Cmp::Exact },
-    ColType { ddl: "datetime(6)", make: datetime, canon: "DATE_FORMAT({}, '%Y-%m-%dT%H:%i:%s.%f')", cmp: Cmp::Datetime },
+    ColType {
+        ddl: "datetime(6)",
+        make: datetime,
+        canon: "DATE_FORMAT({}, '%Y-%m-%dT%H:%i:%s.%f')",
+        cmp: Cmp::Datetime,
+    },
     ColType {
         ddl: "timestamp(6) NULL",
         make: my_timestamp,

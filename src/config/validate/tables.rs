@@ -149,7 +149,11 @@ fn table(
     let lookback = match &t.lookback {
         Some(l) if *l.get_ref() < 0 => return Err(cx.err(l.span(), &key("lookback"), "cannot be negative")),
         Some(l) if mode == LoadMode::FullRefresh => {
-            return Err(cx.err(l.span(), &key("lookback"), "a look-back only applies to mode = \"append\" or \"merge\""));
+            return Err(cx.err(
+                l.span(),
+                &key("lookback"),
+                "a look-back only applies to mode = \"append\" or \"merge\"",
+            ));
         }
         Some(l) => Some(*l.get_ref()),
         None => None,

@@ -258,7 +258,8 @@ impl BigQueryLoad {
             // Only while still empty: an overlapping run may have loaded it meanwhile.
             if ensured == target::Ensured::Created {
                 let count = format!("SELECT COUNT(*) FROM {}", self.q(&self.table.target));
-                let empty = self.sink.rest.query("checking the new target is empty", &count, Duration::from_secs(60)).await;
+                let empty =
+                    self.sink.rest.query("checking the new target is empty", &count, Duration::from_secs(60)).await;
                 if empty.is_ok_and(|r| r.rows.first().and_then(|r| r.first()).and_then(|v| v.as_str()) == Some("0")) {
                     let _ = self.sink.rest.delete_table(&self.sink.dest.dataset, &self.table.target).await;
                 }

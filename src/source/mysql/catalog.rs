@@ -24,9 +24,12 @@ pub async fn describe(
     match &table.source {
         TableSource::Table { schema, name } => describe_table(conn, table, schema.as_deref(), name).await,
         TableSource::Query(sql) => match exact {
-            Some(columns) => {
-                Ok(Catalog { display_name: table.source_name(), from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })
-            }
+            Some(columns) => Ok(Catalog {
+                display_name: table.source_name(),
+                from: format!("({sql}) AS q"),
+                columns,
+                primary_key: Vec::new(),
+            }),
             None => describe_query(conn, table, sql).await,
         },
     }
@@ -55,7 +58,7 @@ pub async fn query_columns(conn: &mut MySqlConnection, sql: &str) -> Option<Vec<
         let raw: Option<&[u8]> = r.try_get_unchecked(i).ok().flatten();
         raw.map(|b| String::from_utf8_lossy(b).into_owned())
     };
-    Some(rows.ok()?.iter().map(|r| from_show(text(r, 0).unwrap_or_default(), &text(r, 1)?, text(r, 2))).collect::<Option<_>>()?)
+    rows.ok()?.iter().map(|r| from_show(text(r, 0).unwrap_or_default(), &text(r, 1)?, text(r, 2))).collect()
 }
 
 /// A column from `SHOW FULL COLUMNS`: `Type` as information_schema's COLUMN_TYPE, with the

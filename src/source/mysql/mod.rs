@@ -18,8 +18,8 @@ use sqlx::{ConnectOptions, Executor, MySqlConnection};
 
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
-use super::plan::{plan_columns, table_schema, window_columns};
 use super::names::{KeyColumn, check_merge_keys};
+use super::plan::{plan_columns, table_schema, window_columns};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig, ZeroDates};
@@ -132,7 +132,16 @@ fn loose(c: &mapping::MyColumn) -> Option<String> {
         // default ones ignore case.
         let text = matches!(
             c.data_type.as_str(),
-            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" | "string" | "var_string"
+            "char"
+                | "varchar"
+                | "tinytext"
+                | "text"
+                | "mediumtext"
+                | "longtext"
+                | "enum"
+                | "set"
+                | "string"
+                | "var_string"
         );
         return (text && c.charset.is_some()).then(|| "an unknown collation (a query's column)".into());
     };

@@ -107,7 +107,9 @@ impl TableRead for MyTableRead {
                 }
                 if bytes > crate::source::MAX_ROW_BYTES {
                     let widest = (0..self.plans.len())
-                        .max_by_key(|&i| row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten().map_or(0, <[u8]>::len))
+                        .max_by_key(|&i| {
+                            row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten().map_or(0, <[u8]>::len)
+                        })
                         .unwrap_or_default();
                     let key = render_key(&row, &self.plans, &keys, stats.rows);
                     return Err(crate::source::row_too_large(&table, &self.plans[widest].column.name, key, bytes));

@@ -87,9 +87,14 @@ impl TableRead for PgTableRead {
     async fn read_into(mut self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError> {
         let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
         for g in self.window.as_ref().map(|w| w.guards(&self.catalog.from)).unwrap_or_default() {
-            let hit = sqlx::query(&g.sql).fetch_optional(&mut self.conn).await.map_err(self.q("checking the window"))?;
+            let hit =
+                sqlx::query(&g.sql).fetch_optional(&mut self.conn).await.map_err(self.q("checking the window"))?;
             if hit.is_some() {
-                return Err(SourceError::Refused { table: self.schema.display_name.clone(), problem: g.problem, fix: g.fix });
+                return Err(SourceError::Refused {
+                    table: self.schema.display_name.clone(),
+                    problem: g.problem,
+                    fix: g.fix,
+                });
             }
         }
         let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
