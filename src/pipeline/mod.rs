@@ -148,9 +148,9 @@ async fn copy_table(
     crate::failpoint::hit("before-commit");
     tokio::select! {
         r = load.commit(&stats) => Ok(r?),
-        _ = stop.cancelled() => Err(anyhow::anyhow!(
-            "stopped by a signal during the final commit; the target holds either the previous \
-             rows or all new ones, never a mix"
+        _ = stop_reason(&stop, deadline) => Err(anyhow::anyhow!(
+            "stopped (by a signal or run.table_timeout_minutes) during the final commit; the target holds \
+             either the previous rows or all new ones, never a mix"
         )),
     }
 }

@@ -56,7 +56,9 @@ impl BigQuerySink {
         let rest =
             RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone())
                 .with_retry(google.retry);
-        let write = WriteClient::new(&google.storage_write_url, tokens)?.with_retry(google.retry);
+        let write = WriteClient::new(&google.storage_write_url, tokens)?
+            .with_retry(google.retry)
+            .with_call_timeout(google.request_timeout);
         Ok(Self { rest, write, dest: dest.clone(), run_id })
     }
 

@@ -16,14 +16,14 @@ use super::error::SinkError;
 use crate::auth::TokenSource;
 use crate::retry::{self, Policy};
 
-/// A deadline for each unary call (create, finalize, commit).
-const UNARY_TIMEOUT: Duration = Duration::from_secs(60);
-
 #[derive(Clone)]
 pub struct WriteClient {
     channel: Channel,
     tokens: Arc<dyn TokenSource>,
     retry: Policy,
+    /// How long any one call or append may wait for its answer: `google.request_timeout`,
+    /// so a server that accepts and never answers ends within the configured deadlines.
+    call_timeout: Duration,
 }
 
 /// Whether a gRPC status may pass on a retry (storage-write.md).
@@ -57,7 +57,17 @@ impl WriteClient {
         if url.scheme() == "https" {
             ep = ep.tls_config(ClientTlsConfig::new().with_native_roots()).map_err(bad)?;
         }
-        Ok(Self { channel: ep.connect_lazy(), tokens, retry: Policy::STANDARD })
+        Ok(Self { channel: ep.connect_lazy(), tokens, retry: Policy::STANDARD, call_timeout: Duration::from_secs(60) })
+    }
+
+    /// Overrides the per-call deadline (default 60 s).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 
     /// Overrides the retry policy (tests use short delays).
@@ -97,11 +107,15 @@ impl WriteClient {
     {
         let r = retry::retry(&self.retry, SinkError::is_transient, |_| async {
             let fut = call(self.raw());
-            match tokio::time::timeout(UNARY_TIMEOUT, fut).await {
+            match tokio::time::timeout(self.call_timeout, fut).await {
                 Err(_) => Err(SinkError::Grpc {
                     what: what.to_owned(),
                     code: "DeadlineExceeded".into(),
-                    message: format!("no answer within {}s", UNARY_TIMEOUT.as_secs()),
+                    message: format!(
+                        "no answer within {} s (google.request_timeout_seconds); check google.storage_write_url \
+                         reaches the Storage Write API",
+                        self.call_timeout.as_secs()
+                    ),
                     transient: true,
                 }),
                 Ok(Ok(resp)) => Ok(resp.into_inner()),

@@ -18,9 +18,6 @@ use crate::sink::bigquery::error::SinkError;
 
 const CODE_ALREADY_EXISTS: i32 = 6;
 const CODE_OUT_OF_RANGE: i32 = 11;
-/// An append not answered within this long is treated as lost and resent on a new
-/// connection; BigQuery answers in seconds, so this only ends a hung connection.
-const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Rows sent and acknowledged by the server.
 #[derive(Debug, Default, Clone, Copy)]
@@ -129,7 +126,9 @@ impl Task {
                     Some(a) => self.send_new(a).await,
                     None => { closed = true; Ok(()) }
                 },
-                resp = tokio::time::timeout(RESPONSE_TIMEOUT, next_response(&mut self.conn)),
+                // An append not answered within the call deadline is treated as lost and
+                // resent on a new connection; BigQuery answers in seconds.
+                resp = tokio::time::timeout(self.client.call_timeout(), next_response(&mut self.conn)),
                     if !self.inflight.is_empty() => match resp {
                         Ok(resp) => self.on_response(resp),
                         Err(_) => Err(Recovery::Reconnect(self.lost("no answer to an append within the deadline"))),
