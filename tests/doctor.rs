@@ -225,3 +225,47 @@ async fn doctor_passes_on_a_working_setup_and_reports_json() {
     assert!(run.stdout.contains("[FAIL] 7. source database"), "{}", run.stdout);
     assert!(run.stdout.contains(&format!("GRANT SELECT ON t TO {role};")), "{}", run.stdout);
 }
+
+/// No false green: what a run needs beyond reading the dataset (query jobs, the location
+/// its jobs run in) fails the doctor with the fix, as it would fail the run; applying the
+/// fix makes both pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_where_a_run_would_and_its_fix_works() {
+    let db = PgDb::new().await;
+    db.exec("CREATE TABLE t (id bigint PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');").await;
+    let dataset = Bq::new().create_dataset().await;
+    let chain = Chain::start(good_project()).await;
+    let config = write_config(chain.dir.path(), &chain, &dataset, &["t"], "");
+    let (path, env) = (config.to_str().unwrap(), [("TEST_SOURCE_URL", db.url.as_str())]);
+    let (doctor_args, run_args) = (["doctor", "--config", path, "--write-probe"], ["run", "--config", path]);
+    let doctor = || common::aurora2bq(&doctor_args, &env);
+    let run = || common::aurora2bq(&run_args, &env);
+
+    // The service account lacks roles/bigquery.jobUser.
+    chain.emulator.update(|p| p.service_accounts[0].missing_permissions = vec!["bigquery.jobs.create".into()]);
+    let d = doctor().await;
+    assert_eq!(d.code, Some(2), "{}", d.stdout);
+    assert!(d.stdout.contains("[FAIL] 6. BigQuery"), "{}", d.stdout);
+    let fix = format!(
+        "gcloud projects add-iam-policy-binding test-project --member=serviceAccount:{} --role=roles/bigquery.jobUser",
+        common::chain::SA
+    );
+    assert!(d.stdout.contains(&fix), "{}", d.stdout);
+    assert_ne!(run().await.code, Some(0), "the run fails as the doctor said");
+    chain.emulator.update(|p| p.service_accounts[0].missing_permissions.clear());
+    assert_eq!(doctor().await.code, Some(0), "the fix applied, the doctor passes");
+
+    // destination.location differs from the dataset's.
+    let actual = Bq::new().dataset_location(&dataset).await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    let wrong = if actual.eq_ignore_ascii_case("asia-northeast1") { "europe-west1" } else { "asia-northeast1" };
+    std::fs::write(&config, text.replace("[destination]\n", &format!("[destination]\nlocation = \"{wrong}\"\n"))).unwrap();
+    let d = doctor().await;
+    assert_eq!(d.code, Some(2), "{}", d.stdout);
+    let fix = format!("destination.location = \"{actual}\"");
+    assert!(d.stdout.contains(&fix), "{}", d.stdout);
+    std::fs::write(&config, text.replace("[destination]\n", &format!("[destination]\nlocation = \"{actual}\"\n"))).unwrap();
+    let d = doctor().await;
+    assert_eq!(d.code, Some(0), "{}", d.stdout);
+    run().await.assert_ok();
+}

@@ -13,6 +13,7 @@ pub mod external;
 pub mod hints;
 pub mod impersonate;
 pub mod jwt;
+pub mod member;
 pub mod oauth;
 pub mod static_file;
 pub mod sts;

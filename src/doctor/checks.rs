@@ -140,13 +140,38 @@ impl Doctor {
                 }
             };
         let ds = format!("{}:{}", cfg.destination.project, cfg.destination.dataset);
+        let member = crate::auth::member::of(g);
         let result = async {
             let d = sink.rest().get_dataset(&cfg.destination.dataset).await?;
+            let actual = d["location"].as_str().unwrap_or("?").to_owned();
+            // Query jobs run where destination.location says; a dataset elsewhere is not found
+            // there, so every run would fail after reading the source.
+            if let Some(want) = &cfg.destination.location
+                && !want.eq_ignore_ascii_case(&actual)
+            {
+                return Err(SinkError::Http {
+                    what: format!("dataset {ds}"),
+                    status: 404,
+                    message: format!(
+                        "the dataset is in {actual}, but destination.location is {want}: query jobs run in {want} and \
+                         will not find it"
+                    ),
+                    fix: Some(format!("set destination.location = \"{actual}\" (a dataset cannot move)")),
+                });
+            }
             let tables = sink.rest().list_tables(&cfg.destination.dataset).await?;
             let mut details = vec![
-                format!("dataset {ds} in {}", d["location"].as_str().unwrap_or("?")),
+                format!("dataset {ds} in {actual}"),
                 format!("{} tables listed", tables.len()),
+                format!("runs as {}", member.as_deref().unwrap_or("(an access token of unknown identity)")),
             ];
+            // Every run's final step is a query job: this needs roles/bigquery.jobUser, which
+            // reading the dataset does not show.
+            sink.rest().query("running a query job (as each load's final step does)", "SELECT 1", Duration::from_secs(60)).await?;
+            details.push(format!(
+                "query jobs run{}",
+                cfg.destination.location.as_deref().map(|l| format!(" in {l}")).unwrap_or_default()
+            ));
             if self.options.write_probe {
                 sink.write_probe().await?;
                 details

@@ -72,6 +72,12 @@ impl Bq {
         }
     }
 
+    /// The dataset's location as its resource says.
+    pub async fn dataset_location(&self, dataset: &str) -> String {
+        let v: Value = self.http.get(self.url(&format!("/datasets/{dataset}"))).send().await.unwrap().json().await.unwrap();
+        v["location"].as_str().unwrap_or("US").to_owned()
+    }
+
     pub async fn query(&self, sql: &str) -> Vec<Vec<Value>> {
         let body = json!({"query": sql, "useLegacySql": false, "formatOptions": {"useInt64Timestamp": true}});
         let v: Value = self.http.post(self.url("/queries")).json(&body).send().await.unwrap().json().await.unwrap();

@@ -30,6 +30,7 @@ pub fn good_project() -> EmulatorConfig {
             workload_identity_users: vec![format!(
                 "principalSet://iam.googleapis.com/projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{POOL}/attribute.ksa_name/analytics:aurora2bq"
             )],
+            missing_permissions: vec![],
         }],
     }
 }

@@ -55,7 +55,8 @@ impl BigQuerySink {
         .map_err(SinkError::Config)?;
         let rest =
             RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone())
-                .with_retry(google.retry);
+                .with_retry(google.retry)
+                .with_member(crate::auth::member::of(google), &dest.dataset);
         let write = WriteClient::new(&google.storage_write_url, tokens)?
             .with_retry(google.retry)
             .with_call_timeout(google.request_timeout);

@@ -20,6 +20,9 @@ pub struct RestClient {
     retry: Policy,
     pub project: String,
     pub location: Option<String>,
+    /// For permission fixes: the IAM member BigQuery sees, and the dataset.
+    member: Option<String>,
+    dataset: String,
 }
 
 /// A finished query's result rows, as BigQuery's JSON (`rows[].f[].v`).
@@ -39,7 +42,14 @@ impl RestClient {
         location: Option<String>,
     ) -> Self {
         let base = base.as_str().trim_end_matches('/').to_owned();
-        Self { http, base, tokens, retry: Policy::STANDARD, project, location }
+        Self { http, base, tokens, retry: Policy::STANDARD, project, location, member: None, dataset: "DATASET".into() }
+    }
+
+    /// Who the calls run as and on which dataset, so that permission errors name both.
+    pub fn with_member(mut self, member: Option<String>, dataset: &str) -> Self {
+        self.member = member;
+        self.dataset = dataset.to_owned();
+        self
     }
 
     pub fn with_retry(mut self, retry: Policy) -> Self {
@@ -244,11 +254,7 @@ fn http_error(what: &str, status: StatusCode, v: &Value, c: &RestClient) -> Sink
     });
     let fix = match status.as_u16() {
         401 => Some("the access token was refused: run `aurora2bq doctor` to check the credential chain".into()),
-        403 => Some(format!(
-            "grant the service account roles/bigquery.dataEditor on the dataset and \
-             roles/bigquery.jobUser on project {} (and enable the BigQuery and BigQuery Storage APIs)",
-            c.project
-        )),
+        403 => Some(crate::auth::member::permission_fix(&message, c.member.as_deref(), &c.project, &c.dataset)),
         404 if what.starts_with("reading dataset") => Some(format!(
             "create the dataset: bq mk --dataset --location={} {}:DATASET, or fix destination.dataset",
             c.location.as_deref().unwrap_or("US"),

@@ -43,6 +43,10 @@ pub struct ServiceAccountConfig {
     /// Members holding roles/iam.workloadIdentityUser on this account.
     #[serde(default)]
     pub workload_identity_users: Vec<String>,
+    /// BigQuery permissions the account lacks (e.g. `bigquery.jobs.create` without
+    /// roles/bigquery.jobUser): the REST gate answers 403 as BigQuery does.
+    #[serde(default)]
+    pub missing_permissions: Vec<String>,
 }
 
 impl ProviderConfig {

@@ -47,6 +47,11 @@ async fn forward(AxState(g): AxState<Arc<Gate>>, mut req: Request) -> Response {
         return refuse(g.grpc);
     }
     g.state.gate_count(true);
+    if !g.grpc
+        && let Some(denied) = missing_permission(&g.state, token, &req)
+    {
+        return denied;
+    }
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let Ok(uri) = format!("{}{path}", g.upstream).parse::<Uri>() else {
         return (StatusCode::BAD_GATEWAY, "bad upstream URI").into_response();
@@ -57,6 +62,31 @@ async fn forward(AxState(g): AxState<Arc<Gate>>, mut req: Request) -> Response {
         Ok(resp) => resp.map(Body::new),
         Err(e) => (StatusCode::BAD_GATEWAY, format!("upstream: {e}")).into_response(),
     }
+}
+
+/// BigQuery's 403 when the token's service account lacks the permission the request needs
+/// (only query jobs are modelled: `bigquery.jobs.create`, which roles/bigquery.jobUser grants).
+fn missing_permission(state: &State, token: &str, req: &Request) -> Option<Response> {
+    let email = state.token_info(token)?.email?;
+    let path = req.uri().path();
+    let is_job = req.method() == axum::http::Method::POST && (path.ends_with("/queries") || path.ends_with("/jobs"));
+    let cfg = state.config.read().expect("config lock");
+    let sa = cfg.service_accounts.iter().find(|s| s.email == email)?;
+    if !is_job || !sa.missing_permissions.iter().any(|p| p == "bigquery.jobs.create") {
+        return None;
+    }
+    let project = path.split("/projects/").nth(1)?.split('/').next()?.to_owned();
+    let message = format!(
+        "Access Denied: Project {project}: User does not have bigquery.jobs.create permission in project {project}."
+    );
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED",
+                "errors": [{"message": message, "domain": "global", "reason": "accessDenied"}]}})),
+        )
+            .into_response(),
+    )
 }
 
 /// 401 with Google's envelope for REST; a trailers-only UNAUTHENTICATED for gRPC.
