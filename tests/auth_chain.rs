@@ -52,12 +52,20 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         name: "wrong audience",
+        setup: |c| c.write_token(&TokenSpec { audience: vec!["aurora-batch".into()], ..Default::default() }),
+        link: Link::StsExchange,
+        problem: "The audience in ID Token [aurora-batch] does not match the expected audience.",
+        fix: "--allowed-audiences=aurora-batch",
+    },
+    Case {
+        // The pod's default token: the fix is the token path, never allowing the API audience.
+        name: "Kubernetes API audience",
         setup: |c| {
             c.write_token(&TokenSpec { audience: vec!["https://kubernetes.default.svc".into()], ..Default::default() })
         },
         link: Link::StsExchange,
-        problem: "The audience in ID Token [https://kubernetes.default.svc] does not match the expected audience.",
-        fix: "--allowed-audiences=https://kubernetes.default.svc",
+        problem: "the Kubernetes API's",
+        fix: "Do not add the Kubernetes API audience to the provider",
     },
     Case {
         name: "wrong issuer",

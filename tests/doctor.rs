@@ -138,12 +138,79 @@ const CASES: &[Case] = &[
         setup: |c| std::fs::write(&c.token_path, "").unwrap(),
     },
     Case {
+        name: "Kubernetes API audience",
+        strict: false,
+        link: "STS token exchange",
+        fix: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+        setup: |c| token(c, TokenSpec { audience: vec!["https://kubernetes.default.svc".into()], ..Default::default() }),
+    },
+    Case {
+        name: "workforce pool audience",
+        strict: false,
+        link: "credential config",
+        fix: "workload identity pool",
+        setup: |c| {
+            c.write_cred_config(|v| {
+                v["audience"] = "//iam.googleapis.com/locations/global/workforcePools/staff/providers/okta".into()
+            })
+        },
+    },
+    Case {
+        name: "project ID instead of number",
+        strict: false,
+        link: "credential config",
+        fix: "gcloud projects describe my-project --format='value(projectNumber)'",
+        setup: |c| {
+            c.write_cred_config(|v| {
+                let a = v["audience"].as_str().unwrap().replace("/projects/123456789012/", "/projects/my-project/");
+                v["audience"] = a.into();
+            })
+        },
+    },
+    Case {
+        name: "subject_token_type does not match the token",
+        strict: false,
+        link: "subject token",
+        fix: "\"subject_token_type\": \"urn:ietf:params:oauth:token-type:jwt\"",
+        setup: |c| c.write_cred_config(|v| v["subject_token_type"] = "urn:ietf:params:oauth:token-type:saml2".into()),
+    },
+    Case {
+        name: "credential file is a directory",
+        strict: false,
+        link: "credential config",
+        fix: "credential-config.json",
+        setup: |c| {
+            let inner = c.dir.path().join("mounted");
+            std::fs::create_dir(&inner).unwrap();
+            std::fs::copy(&c.cred_path, inner.join("credential-config.json")).unwrap();
+            std::fs::remove_file(&c.cred_path).unwrap();
+            std::fs::rename(&inner, &c.cred_path).unwrap();
+        },
+    },
+    Case {
+        name: "credential file missing",
+        strict: false,
+        link: "credential config",
+        fix: "mount the Secret",
+        setup: |c| std::fs::remove_file(&c.cred_path).unwrap(),
+    },
+    Case {
         name: "provider disabled",
         strict: false,
         link: "STS token exchange",
         fix: "project NUMBER",
         setup: |c| c.emulator.update(|p| p.providers[0].disabled = true),
     },
+];
+
+const LINKS: [&str; 7] = [
+    "aurora2bq config",
+    "credential config",
+    "subject token",
+    "STS token exchange",
+    "service account impersonation",
+    "BigQuery",
+    "source database",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,8 +236,15 @@ async fn doctor_names_each_broken_link_and_its_fix() {
         assert!(!report.ok, "{}: doctor passed:\n{}", case.name, report.render_text());
         let broken = report.broken().unwrap();
         assert_eq!(broken.name, case.link, "{}:\n{}", case.name, report.render_text());
+        // Every link keeps its number, whatever broke before it.
+        let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+        assert_eq!(names, LINKS, "{}:\n{}", case.name, report.render_text());
+        let problem = broken.problem.clone().unwrap_or_default();
+        assert!(!problem.contains("fix:"), "{}: fix printed twice: {problem}", case.name);
         let fix = broken.fix.clone().unwrap_or_default();
         assert!(fix.contains(case.fix), "{}: fix {fix:?} lacks {:?}", case.name, case.fix);
+        // Never advise widening a trust boundary.
+        assert!(!(case.name == "Kubernetes API audience" && fix.contains("allowed-audiences")), "{fix}");
         // Every check after the broken one is marked as not run.
         let after = report.checks.iter().skip_while(|c| c.status != Status::Failed).skip(1);
         assert!(after.clone().all(|c| matches!(c.status, Status::NotRun | Status::Skipped)), "{}", case.name);
@@ -203,8 +277,8 @@ async fn doctor_passes_on_a_working_setup_and_reports_json() {
         names,
         [
             "aurora2bq config",
-            "subject token",
             "credential config",
+            "subject token",
             "STS token exchange",
             "service account impersonation",
             "BigQuery",
@@ -268,4 +342,30 @@ async fn doctor_fails_where_a_run_would_and_its_fix_works() {
     let d = doctor().await;
     assert_eq!(d.code, Some(0), "{}", d.stdout);
     run().await.assert_ok();
+}
+
+/// GOOGLE_APPLICATION_CREDENTIALS naming a folder (a Secret mounted as one): the doctor
+/// names the variable and the file inside, and pointing the variable there works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_folder_is_diagnosed_by_its_variable_and_the_fix_works() {
+    let chain = Chain::start(good_project()).await;
+    let config = write_config(chain.dir.path(), &chain, "unused_dataset", &["t"], "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: String = text.lines().filter(|l| !l.starts_with("credentials =")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&config, text).unwrap();
+    let folder = chain.dir.path().join("secret-volume");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(&chain.cred_path, folder.join("credential-config.json")).unwrap();
+    let args = ["doctor", "--config", config.to_str().unwrap()];
+    let folder_env = folder.to_str().unwrap().to_owned();
+    let d = common::aurora2bq(&args, &[("GOOGLE_APPLICATION_CREDENTIALS", &folder_env), ("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x")]).await;
+    assert!(d.stdout.contains("[FAIL] 2. credential config"), "{}", d.stdout);
+    assert!(d.stdout.contains("GOOGLE_APPLICATION_CREDENTIALS names") && d.stdout.contains("is a directory"), "{}", d.stdout);
+    let inner = folder.join("credential-config.json");
+    assert!(d.stdout.contains(inner.to_str().unwrap()), "{}", d.stdout);
+    assert!(d.stdout.contains("[----] 3. subject token"), "later links keep their numbers: {}", d.stdout);
+    let d = common::aurora2bq(&args, &[("GOOGLE_APPLICATION_CREDENTIALS", inner.to_str().unwrap()), ("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x")])
+        .await;
+    assert!(d.stdout.contains("[ok  ] 2. credential config"), "{}", d.stdout);
+    assert!(d.stdout.contains("[ok  ] 5. service account impersonation"), "{}", d.stdout);
 }

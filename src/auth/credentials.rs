@@ -10,6 +10,7 @@ use super::{AuthError, Link};
 use crate::secret::Secret;
 
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 
 #[derive(Debug, Clone)]
 pub struct ExternalAccountConfig {
@@ -69,14 +70,7 @@ const REGENERATE: &str = "regenerate it with `gcloud iam workload-identity-pools
                           or `aurora2bq cred-config`";
 
 pub fn load(path: &Path) -> Result<ExternalAccountConfig, AuthError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        bad(
-            path,
-            format!("cannot read the credential file: {e}"),
-            "check GOOGLE_APPLICATION_CREDENTIALS \
-            (or google.credentials) points at the mounted credential config",
-        )
-    })?;
+    let text = super::credfile::read(path, "the credential file")?;
     parse(path, &text)
 }
 
@@ -96,6 +90,30 @@ pub fn parse(path: &Path, text: &str) -> Result<ExternalAccountConfig, AuthError
     let subject_token_type =
         s("subject_token_type").ok_or_else(|| bad(path, "missing field \"subject_token_type\"", REGENERATE))?;
     let workforce = audience.starts_with("//iam.googleapis.com/locations/") && audience.contains("/workforcePools/");
+    const AUDIENCE_FORM: &str = "the audience is //iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/\
+                                 workloadIdentityPools/POOL/providers/PROVIDER; `aurora2bq cred-config` writes it";
+    if workforce {
+        return Err(bad(
+            path,
+            format!(
+                "audience {audience:?} names a workforce pool (for people signing in), not a workload identity pool"
+            ),
+            format!("a pod federates through a workload identity pool with an OIDC provider for the cluster: {AUDIENCE_FORM}"),
+        ));
+    }
+    if let Some(project) = audience.split("/projects/").nth(1).and_then(|r| r.split('/').next())
+        && !project.is_empty()
+        && !project.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(bad(
+            path,
+            format!("audience names project {project:?} by its ID; the audience needs the project NUMBER"),
+            format!(
+                "find it with `gcloud projects describe {project} --format='value(projectNumber)'` and put it in the \
+                 audience ({AUDIENCE_FORM})"
+            ),
+        ));
+    }
     if obj.get("workforce_pool_user_project").is_some_and(|v| !v.is_null()) && !workforce {
         return Err(bad(
             path,

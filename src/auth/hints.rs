@@ -51,7 +51,26 @@ pub fn sts_error(code: &str, description: &str, cx: &ChainContext) -> AuthError 
     let claims = cx.claims.clone().unwrap_or_default();
     let said = format!("STS answered {code}: \"{description}\"");
     let flags = cx.provider_flags();
-    let (problem, fix) = if description.contains("audience in ID Token") {
+    let api_audience = claims.aud.iter().any(|a| {
+        a.contains("kubernetes.default.svc") || a.starts_with("https://kubernetes") || claims.iss.as_deref() == Some(a.as_str())
+    });
+    let (problem, fix) = if description.contains("audience in ID Token") && api_audience {
+        // Never advise allowing the API audience: Google would then accept every pod's
+        // default token, for any workload in the cluster.
+        let aud = claims.aud.join(", ");
+        (
+            format!(
+                "{said}. The pod's token has audience [{aud}], the Kubernetes API's: it is the pod's default \
+                 service-account token, not one projected for Google"
+            ),
+            "point credential_source.file at the token projected for Google: with IRSA \
+             /var/run/secrets/eks.amazonaws.com/serviceaccount/token (audience sts.amazonaws.com, needs the \
+             eks.amazonaws.com/role-arn annotation on the ServiceAccount), or a serviceAccountToken volume with \
+             audience sts.amazonaws.com. Do not add the Kubernetes API audience to the provider: Google would then \
+             accept every pod's API token"
+                .into(),
+        )
+    } else if description.contains("audience in ID Token") {
         let aud = claims.aud.join(", ");
         (
             format!("{said}. The pod's token has audience [{aud}], which the provider does not allow"),

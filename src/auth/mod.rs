@@ -8,6 +8,7 @@ pub mod cache;
 mod call;
 pub mod clock;
 pub mod credentials;
+pub mod credfile;
 pub mod endpoints;
 pub mod external;
 pub mod hints;
@@ -115,9 +116,10 @@ pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<d
         CredentialsFrom::AccessTokenFile(path) => {
             return Ok(Arc::new(static_file::StaticTokenFile::new(path.clone(), clock)));
         }
-        CredentialsFrom::File(path) => {
-            let path = credential_path(path.as_ref())?;
-            from_file(&path, &policy, config.retry, http, clock.clone())?
+        CredentialsFrom::File(configured) => {
+            let path = credential_path(configured.as_ref())?;
+            let text = credfile::read(&path, credfile::origin(configured.as_ref()))?;
+            from_text(&path, &text, &policy, config.retry, http, clock.clone())?
         }
     };
     Ok(Arc::new(cache::CachedTokenSource::new(inner, clock)))
@@ -131,29 +133,32 @@ pub fn from_file(
     http: reqwest::Client,
     clock: Arc<dyn clock::Clock>,
 ) -> Result<Arc<dyn TokenSource>, AuthError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        AuthError::broken(
-            Link::CredentialConfig,
-            format!("cannot read the credential file {}: {e}", path.display()),
-            Some(
-                "check GOOGLE_APPLICATION_CREDENTIALS (or google.credentials) points at the mounted credential config"
-                    .into(),
-            ),
-        )
-    })?;
-    let kind = serde_json::from_str::<serde_json::Value>(&text)
+    let text = credfile::read(path, "the credential file")?;
+    from_text(path, &text, policy, retry, http, clock)
+}
+
+/// As [`from_file`], for text already read.
+pub fn from_text(
+    path: &std::path::Path,
+    text: &str,
+    policy: &endpoints::Policy,
+    retry: crate::retry::Policy,
+    http: reqwest::Client,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<Arc<dyn TokenSource>, AuthError> {
+    let kind = serde_json::from_str::<serde_json::Value>(text)
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
     Ok(match kind.as_deref() {
         Some("service_account") => {
-            Arc::new(oauth::OauthToken::service_account(path, &text, policy, http, clock)?.with_retry(retry))
+            Arc::new(oauth::OauthToken::service_account(path, text, policy, http, clock)?.with_retry(retry))
         }
         Some("authorized_user") => {
-            Arc::new(oauth::OauthToken::authorized_user(path, &text, policy, http, clock)?.with_retry(retry))
+            Arc::new(oauth::OauthToken::authorized_user(path, text, policy, http, clock)?.with_retry(retry))
         }
         // Everything else, including unreadable JSON, gets external_account's detailed errors.
         _ => Arc::new(
-            external::ExternalAccount::new(credentials::parse(path, &text)?, policy, http, clock)?.with_retry(retry),
+            external::ExternalAccount::new(credentials::parse(path, text)?, policy, http, clock)?.with_retry(retry),
         ),
     })
 }

@@ -38,8 +38,10 @@ impl Doctor {
                     }
                 };
             }
-            CredentialsFrom::File(p) => match auth::credential_path(p.as_ref()) {
-                Ok(p) => p,
+            CredentialsFrom::File(p) => match auth::credential_path(p.as_ref())
+                .and_then(|path| auth::credfile::read(&path, auth::credfile::origin(p.as_ref())).map(|t| (path, t)))
+            {
+                Ok(found) => found,
                 Err(e) => {
                     let (p, f) = auth_failure(&e);
                     self.push(Check::failed("credential config", vec![], p, f));
@@ -47,7 +49,7 @@ impl Doctor {
                 }
             },
         };
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let (path, text) = path;
         let loose: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         match loose["type"].as_str() {
             Some("service_account") | Some("authorized_user") => self.oauth(&path, &policy, g.retry).await,
@@ -84,7 +86,7 @@ impl Doctor {
         }
     }
 
-    /// Subject token → credential config → STS → impersonation.
+    /// Credential config → subject token → STS → impersonation.
     async fn external(
         &mut self,
         path: &Path,
@@ -93,10 +95,6 @@ impl Doctor {
         policy: &Policy,
         retry: crate::retry::Policy,
     ) -> Option<AccessToken> {
-        let mut subject = self.subject_token(loose).await;
-        if self.broken() {
-            return None;
-        }
         let ext = match credentials::parse(path, text)
             .and_then(|c| ExternalAccount::new(c, policy, self.http.clone(), Arc::new(SystemClock)))
             .map(|e| e.with_retry(retry))
@@ -118,6 +116,11 @@ impl Doctor {
             details.push(format!("impersonates {} for {} s", imp.email, imp.lifetime_secs));
         }
         self.push(Check::ok("credential config", details));
+        let subject_token_type = c.subject_token_type.clone();
+        let mut subject = self.subject_token(loose, &subject_token_type).await;
+        if self.broken() {
+            return None;
+        }
         let subject = match subject.take() {
             Some(s) => s,
             None => match ext.subject_token().await {
@@ -168,7 +171,7 @@ impl Doctor {
     }
 
     /// The pod's token file: exists, readable, a JWT, not expired. Shows its claims.
-    async fn subject_token(&mut self, loose: &Value) -> Option<Secret> {
+    async fn subject_token(&mut self, loose: &Value, subject_token_type: &str) -> Option<Secret> {
         let src = &loose["credential_source"];
         let Some(file) = src["file"].as_str() else {
             self.push(Check::skipped(
@@ -202,6 +205,19 @@ impl Doctor {
                 return None;
             }
         };
+        if !matches!(subject_token_type, credentials::JWT_TOKEN_TYPE | credentials::ID_TOKEN_TYPE) {
+            self.push(Check::failed(
+                "subject token",
+                vec![file.to_owned()],
+                format!("{file} holds a JWT, but the credential config says subject_token_type {subject_token_type:?}"),
+                Some(format!(
+                    "set \"subject_token_type\": \"{}\" in the credential config (what `aurora2bq cred-config` writes \
+                     for an OIDC provider)",
+                    credentials::JWT_TOKEN_TYPE
+                )),
+            ));
+            return None;
+        }
         let exp = claims.exp.map(|e| UNIX_EPOCH + Duration::from_secs(e.max(0) as u64));
         let details = vec![
             file.to_owned(),

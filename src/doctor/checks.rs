@@ -81,6 +81,7 @@ impl Doctor {
         let config = self.config();
         let google = config.as_ref().map(|c| c.google.clone()).unwrap_or_default();
         let token = if self.broken() { None } else { self.credentials(&google).await };
+        self.pad_chain();
         match (&config, token) {
             (Some(cfg), Some(token)) => {
                 self.bigquery(cfg, &google, token).await;
@@ -96,6 +97,24 @@ impl Doctor {
             }
         }
         Report::new(self.checks)
+    }
+
+    /// Every link of the chain gets its row, run or not, so a link keeps its number whatever
+    /// broke before it (the pod path unless a local credential was recognised).
+    fn pad_chain(&mut self) {
+        let has = |d: &Self, n: &str| d.checks.iter().any(|c| c.name == n);
+        let links: &[&'static str] = if has(self, "access token file") {
+            &["access token file"]
+        } else if has(self, "OAuth token") {
+            &["credential config", "OAuth token"]
+        } else {
+            &["credential config", "subject token", "STS token exchange", "service account impersonation"]
+        };
+        for name in links {
+            if !has(self, name) {
+                self.push(Check::skipped(name, "not checked"));
+            }
+        }
     }
 
     fn config(&mut self) -> Option<Config> {
