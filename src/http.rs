@@ -27,14 +27,51 @@ pub fn is_transient_status(status: reqwest::StatusCode) -> bool {
         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
 }
 
-/// Connection refused or reset, timeouts, truncated bodies: worth another try.
+/// Resets, timeouts, truncated bodies: worth another try. A refused connection is not: no
+/// Google frontend refuses one, so it means a wrong endpoint or a blocked path, and retrying
+/// it only delays the message.
 pub fn is_transient_transport(e: &reqwest::Error) -> bool {
-    e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode()
+    (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode())
+        && !is_refused(&error_chain(e))
+}
+
+/// Whether an error text says the connection was refused.
+pub fn is_refused(detail: &str) -> bool {
+    detail.to_ascii_lowercase().contains("connection refused")
+}
+
+/// Library wording a user cannot act on, said plainly (the original stays after it).
+fn plain(text: String) -> String {
+    const SAID: &[(&str, &str)] = &[
+        (
+            "tunnel error: unsuccessful",
+            "the HTTP proxy (HTTPS_PROXY) refused to open a connection to the host; allow it on the proxy or list \
+             the host in NO_PROXY",
+        ),
+        ("dns error", "the host name does not resolve (check the URL and the pod's DNS)"),
+        (
+            "pool timed out while waiting for an open connection",
+            "no database connection could be opened in time (source.connect_timeout_seconds): check host and port, \
+             and that the network path (security group, NAT) allows it",
+        ),
+        ("connection refused", "nothing accepts connections there (check the URL and port)"),
+        ("certificate", "the server's TLS certificate was not accepted"),
+    ];
+    let lower = text.to_ascii_lowercase();
+    match SAID.iter().find(|(k, _)| lower.contains(k)) {
+        Some((_, said)) => format!("{said} ({text})"),
+        None => text,
+    }
+}
+
+/// An error and all its causes on one line, in plain words where the library's are terse.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    plain(raw_chain(e))
 }
 
 /// An error and all its causes on one line: reqwest's own message omits the cause
 /// ("connection refused", "certificate expired") that a user needs.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+fn raw_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -369,3 +369,43 @@ async fn a_credential_folder_is_diagnosed_by_its_variable_and_the_fix_works() {
     assert!(d.stdout.contains("[ok  ] 2. credential config"), "{}", d.stdout);
     assert!(d.stdout.contains("[ok  ] 5. service account impersonation"), "{}", d.stdout);
 }
+
+/// MySQL gets MySQL's GRANT, which works; a refused BigQuery endpoint is reported at once,
+/// in plain words, with one fix line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_grants_and_refused_endpoints_are_diagnosed_plainly() {
+    let db = common::MyDb::new().await;
+    db.exec("CREATE TABLE secret (id int PRIMARY KEY);").await;
+    let user = common::unique("u");
+    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.secret TO '{user}'@'%';", db.name))
+        .await;
+    let url = db.url.replacen("root@", &format!("{user}:pw@"), 1);
+    let dataset = Bq::new().create_dataset().await;
+    let chain = Chain::start(good_project()).await;
+    let config = write_config(chain.dir.path(), &chain, &dataset, &["secret"], "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("engine = \"postgres\"", "engine = \"mysql\"");
+    std::fs::write(&config, &text).unwrap();
+    let args = ["doctor", "--config", config.to_str().unwrap()];
+    let d = common::aurora2bq(&args, &[("TEST_SOURCE_URL", &url)]).await;
+    let grant = format!("GRANT SELECT ON {}.secret TO '{user}'@'%';", db.name);
+    assert!(d.stdout.contains("[FAIL] 7. source database") && d.stdout.contains(&grant), "{}", d.stdout);
+    assert!(!d.stdout.contains("USAGE"), "no PostgreSQL advice: {}", d.stdout);
+    assert_eq!(d.stdout.matches(&grant).count(), 1, "the fix once: {}", d.stdout);
+    db.exec(&grant).await;
+    let d = common::aurora2bq(&args, &[("TEST_SOURCE_URL", &url)]).await;
+    db.exec(&format!("DROP USER '{user}'@'%'")).await;
+    assert_eq!(d.code, Some(0), "the GRANT it named works: {}", d.stdout);
+
+    // Nothing listens where google.bigquery_url points.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let text = text.replace(&chain.rest_gate, &format!("http://127.0.0.1:{port}"));
+    std::fs::write(&config, text).unwrap();
+    let started = std::time::Instant::now();
+    let d = common::aurora2bq(&args, &[("TEST_SOURCE_URL", &db.url)]).await;
+    assert!(d.stdout.contains("[FAIL] 6. BigQuery") && d.stdout.contains("nothing accepts connections"), "{}", d.stdout);
+    assert_eq!(d.stdout.matches("fix:").count(), 1, "{}", d.stdout);
+    assert!(d.stdout.contains("google.bigquery_url"), "{}", d.stdout);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "a refused connection is not retried for long");
+}

@@ -49,7 +49,12 @@ pub async fn send(
             if transient {
                 Err(AuthError::Transient { link, problem, attempts: gave_up.attempts })
             } else {
-                Err(AuthError::broken(link, problem, None))
+                let fix = crate::http::is_refused(&problem).then(|| {
+                    "nothing answers at that URL: check the credential config's URLs (token_url, \
+                     service_account_impersonation_url) and that the pod may reach them"
+                        .to_string()
+                });
+                Err(AuthError::broken(link, problem, fix))
             }
         }
     }

@@ -202,11 +202,8 @@ impl Doctor {
         match result {
             Ok(details) => self.push(Check::ok(name, details)),
             Err(e) => {
-                let fix = match &e {
-                    SinkError::Http { fix, .. } => fix.clone(),
-                    _ => None,
-                };
-                self.push(Check::failed(name, vec![ds], error_text(&e), fix))
+                let (problem, fix) = e.problem_and_fix();
+                self.push(Check::failed(name, vec![ds], problem, fix))
             }
         };
     }
@@ -217,8 +214,8 @@ impl Doctor {
         let src = match source::connect(&cfg.source, limits).await {
             Ok(s) => s,
             Err(e) => {
-                let fix = source_fix(&e);
-                self.push(Check::failed(name, vec![], error_text(&e), fix));
+                let fix = source_fix(&e, cfg.source.engine);
+                self.push(Check::failed(name, vec![], source_problem(&e), fix));
                 return;
             }
         };
@@ -235,8 +232,8 @@ impl Doctor {
                     details.push(format!("{}: {} columns, {key}", s.display_name, s.columns.len()));
                 }
                 Err(e) => {
-                    let fix = source_fix(&e);
-                    self.push(Check::failed(name, details, error_text(&e), fix));
+                    let fix = source_fix(&e, cfg.source.engine);
+                    self.push(Check::failed(name, details, source_problem(&e), fix));
                     return;
                 }
             }
@@ -249,7 +246,17 @@ fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     crate::http::error_chain(e)
 }
 
-fn source_fix(e: &SourceError) -> Option<String> {
+/// What is wrong, without the fix the error's own text carries (the fix has its own line).
+fn source_problem(e: &SourceError) -> String {
+    match e {
+        SourceError::NoSelect { table, user } => format!("{table}: the user {user} has no SELECT privilege"),
+        SourceError::Unsupported { table, column, ty } => format!("{table}.{column}: type {ty} is not supported"),
+        SourceError::Refused { table, problem, .. } => format!("{table}: {problem}"),
+        other => error_text(other),
+    }
+}
+
+fn source_fix(e: &SourceError, engine: crate::config::Engine) -> Option<String> {
     Some(match e {
         SourceError::Url(_) => {
             "set the connection URL in the variable or file that source.url_env / url_file names".into()
@@ -257,8 +264,18 @@ fn source_fix(e: &SourceError) -> Option<String> {
         SourceError::Connect { .. } => "check host, port, user and password in the URL, that the pod's security \
             group may reach the cluster, and ca_file if TLS is required"
             .into(),
-        SourceError::NotFound { .. } => "fix `tables[].source`, or grant USAGE on the schema to the user".into(),
+        SourceError::NotFound { table } => match engine {
+            crate::config::Engine::Postgres => format!(
+                "fix `tables[].source` ({table}), or let the user see the schema: GRANT USAGE ON SCHEMA <schema> TO \
+                 <user>;"
+            ),
+            crate::config::Engine::Mysql => format!(
+                "fix `tables[].source` ({table}, as database.table); MySQL lists only tables the user holds a \
+                 privilege on: GRANT SELECT ON <database>.<table> TO '<user>'@'<host>';"
+            ),
+        },
         SourceError::NoSelect { table, user } => format!("GRANT SELECT ON {table} TO {user};"),
+        SourceError::Refused { fix, .. } => fix.clone(),
         SourceError::Unsupported { column, .. } => {
             format!(
                 "exclude the column (`exclude_columns = [\"{column}\"]`) or read it as text (`cast = {{ {column} = \"text\" }}`)"

@@ -9,7 +9,7 @@ pub enum SinkError {
     Auth(#[from] AuthError),
     #[error("BigQuery {what}: HTTP {status}: {message}{}", fix.as_ref().map(|f| format!("\n  fix: {f}")).unwrap_or_default())]
     Http { what: String, status: u16, message: String, fix: Option<String> },
-    #[error("BigQuery {what}: {detail} (after {attempts} attempts)")]
+    #[error("BigQuery {what}: {detail} (after {attempts} attempts){}", transport_fix(detail))]
     Transport { what: String, detail: String, attempts: u32 },
     #[error("BigQuery {what}: the query failed: {message}")]
     Query { what: String, message: String },
@@ -38,10 +38,40 @@ impl SinkError {
     pub fn is_transient(&self) -> bool {
         match self {
             SinkError::Auth(e) => e.is_transient(),
-            SinkError::Transport { .. } => true,
+            SinkError::Transport { detail, .. } => !crate::http::is_refused(detail),
             SinkError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             SinkError::Grpc { transient, .. } => *transient,
             _ => false,
+        }
+    }
+}
+
+/// The fix line for a call that never got an answer.
+fn transport_fix(detail: &str) -> String {
+    format!("\n  fix: {}", transport_fix_text(detail))
+}
+
+fn transport_fix_text(detail: &str) -> &'static str {
+    if crate::http::is_refused(detail) {
+        "check google.bigquery_url (unset, it is Google's own endpoint) and that the pod may reach it"
+    } else {
+        "check that the pod can reach BigQuery over HTTPS (NAT or proxy in private subnets), then retry"
+    }
+}
+
+impl SinkError {
+    /// What is wrong and what to do, apart, for reports that print the fix on its own line.
+    pub fn problem_and_fix(&self) -> (String, Option<String>) {
+        match self {
+            SinkError::Http { what, status, message, fix } => {
+                (format!("BigQuery {what}: HTTP {status}: {message}"), fix.clone())
+            }
+            SinkError::Transport { what, detail, attempts } => (
+                format!("BigQuery {what}: {detail} (after {attempts} attempts)"),
+                Some(transport_fix_text(detail).to_owned()),
+            ),
+            SinkError::Auth(AuthError::Broken { problem, fix, .. }) => (problem.clone(), fix.clone()),
+            other => (crate::http::error_chain(other), None),
         }
     }
 }

@@ -147,6 +147,11 @@ async fn describe_table(
             .is_some_and(|m| matches!(m.number(), 1142 | 1143));
         let user: String =
             sqlx::query_scalar("SELECT CAST(CURRENT_USER() AS CHAR)").fetch_one(&mut *conn).await.unwrap_or_default();
+        // CURRENT_USER() is user@host; a GRANT names them quoted apart.
+        let user = match user.rsplit_once('@') {
+            Some((u, h)) => format!("'{u}'@'{h}'"),
+            None => format!("'{user}'"),
+        };
         return Err(if denied { SourceError::NoSelect { table: display_name, user } } else { q("reading it", e) });
     }
     Ok(Catalog { display_name, from, columns, primary_key })
