@@ -31,8 +31,7 @@ pub fn is_transient_status(status: reqwest::StatusCode) -> bool {
 /// Google frontend refuses one, so it means a wrong endpoint or a blocked path, and retrying
 /// it only delays the message.
 pub fn is_transient_transport(e: &reqwest::Error) -> bool {
-    (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode())
-        && !is_refused(&error_chain(e))
+    (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode()) && !is_refused(&error_chain(e))
 }
 
 /// Whether an error text says the connection was refused.

@@ -142,7 +142,9 @@ const CASES: &[Case] = &[
         strict: false,
         link: "STS token exchange",
         fix: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
-        setup: |c| token(c, TokenSpec { audience: vec!["https://kubernetes.default.svc".into()], ..Default::default() }),
+        setup: |c| {
+            token(c, TokenSpec { audience: vec!["https://kubernetes.default.svc".into()], ..Default::default() })
+        },
     },
     Case {
         name: "workforce pool audience",
@@ -286,6 +288,8 @@ async fn doctor_passes_on_a_working_setup_and_reports_json() {
         ]
     );
     assert!(run.stdout.contains("write probe"), "{}", run.stdout);
+    // The development switch never goes unnoticed.
+    assert!(run.stdout.contains("allow_insecure_endpoints is on"), "{}", run.stdout);
     // The probe left nothing behind.
     assert!(Bq::new().tables(&dataset).await.is_empty());
 
@@ -333,12 +337,14 @@ async fn doctor_fails_where_a_run_would_and_its_fix_works() {
     let actual = Bq::new().dataset_location(&dataset).await;
     let text = std::fs::read_to_string(&config).unwrap();
     let wrong = if actual.eq_ignore_ascii_case("asia-northeast1") { "europe-west1" } else { "asia-northeast1" };
-    std::fs::write(&config, text.replace("[destination]\n", &format!("[destination]\nlocation = \"{wrong}\"\n"))).unwrap();
+    std::fs::write(&config, text.replace("[destination]\n", &format!("[destination]\nlocation = \"{wrong}\"\n")))
+        .unwrap();
     let d = doctor().await;
     assert_eq!(d.code, Some(2), "{}", d.stdout);
     let fix = format!("destination.location = \"{actual}\"");
     assert!(d.stdout.contains(&fix), "{}", d.stdout);
-    std::fs::write(&config, text.replace("[destination]\n", &format!("[destination]\nlocation = \"{actual}\"\n"))).unwrap();
+    std::fs::write(&config, text.replace("[destination]\n", &format!("[destination]\nlocation = \"{actual}\"\n")))
+        .unwrap();
     let d = doctor().await;
     assert_eq!(d.code, Some(0), "{}", d.stdout);
     run().await.assert_ok();
@@ -358,14 +364,28 @@ async fn a_credential_folder_is_diagnosed_by_its_variable_and_the_fix_works() {
     std::fs::copy(&chain.cred_path, folder.join("credential-config.json")).unwrap();
     let args = ["doctor", "--config", config.to_str().unwrap()];
     let folder_env = folder.to_str().unwrap().to_owned();
-    let d = common::aurora2bq(&args, &[("GOOGLE_APPLICATION_CREDENTIALS", &folder_env), ("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x")]).await;
+    let d = common::aurora2bq(
+        &args,
+        &[("GOOGLE_APPLICATION_CREDENTIALS", &folder_env), ("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x")],
+    )
+    .await;
     assert!(d.stdout.contains("[FAIL] 2. credential config"), "{}", d.stdout);
-    assert!(d.stdout.contains("GOOGLE_APPLICATION_CREDENTIALS names") && d.stdout.contains("is a directory"), "{}", d.stdout);
+    assert!(
+        d.stdout.contains("GOOGLE_APPLICATION_CREDENTIALS names") && d.stdout.contains("is a directory"),
+        "{}",
+        d.stdout
+    );
     let inner = folder.join("credential-config.json");
     assert!(d.stdout.contains(inner.to_str().unwrap()), "{}", d.stdout);
     assert!(d.stdout.contains("[----] 3. subject token"), "later links keep their numbers: {}", d.stdout);
-    let d = common::aurora2bq(&args, &[("GOOGLE_APPLICATION_CREDENTIALS", inner.to_str().unwrap()), ("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x")])
-        .await;
+    let d = common::aurora2bq(
+        &args,
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", inner.to_str().unwrap()),
+            ("TEST_SOURCE_URL", "postgres://x@127.0.0.1:1/x"),
+        ],
+    )
+    .await;
     assert!(d.stdout.contains("[ok  ] 2. credential config"), "{}", d.stdout);
     assert!(d.stdout.contains("[ok  ] 5. service account impersonation"), "{}", d.stdout);
 }
@@ -377,8 +397,11 @@ async fn mysql_grants_and_refused_endpoints_are_diagnosed_plainly() {
     let db = common::MyDb::new().await;
     db.exec("CREATE TABLE secret (id int PRIMARY KEY);").await;
     let user = common::unique("u");
-    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.secret TO '{user}'@'%';", db.name))
-        .await;
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.secret TO '{user}'@'%';",
+        db.name
+    ))
+    .await;
     let url = db.url.replacen("root@", &format!("{user}:pw@"), 1);
     let dataset = Bq::new().create_dataset().await;
     let chain = Chain::start(good_project()).await;
@@ -404,7 +427,11 @@ async fn mysql_grants_and_refused_endpoints_are_diagnosed_plainly() {
     std::fs::write(&config, text).unwrap();
     let started = std::time::Instant::now();
     let d = common::aurora2bq(&args, &[("TEST_SOURCE_URL", &db.url)]).await;
-    assert!(d.stdout.contains("[FAIL] 6. BigQuery") && d.stdout.contains("nothing accepts connections"), "{}", d.stdout);
+    assert!(
+        d.stdout.contains("[FAIL] 6. BigQuery") && d.stdout.contains("nothing accepts connections"),
+        "{}",
+        d.stdout
+    );
     assert_eq!(d.stdout.matches("fix:").count(), 1, "{}", d.stdout);
     assert!(d.stdout.contains("google.bigquery_url"), "{}", d.stdout);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "a refused connection is not retried for long");

@@ -60,8 +60,10 @@ struct Setup {
 impl Setup {
     async fn new() -> Setup {
         let db = common::PgDb::new().await;
-        db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 1000) g;")
-            .await;
+        db.exec(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 1000) g;",
+        )
+        .await;
         let dataset = Bq::new().create_dataset().await;
         Setup { db, dataset, dir: tempfile::tempdir().unwrap() }
     }
@@ -118,7 +120,11 @@ async fn sigterm_ends_it(s: &Setup, config: &str, after: Duration, phase: &str) 
         .unwrap_or_else(|_| panic!("{phase}: still running 30 s after SIGTERM"))
         .unwrap();
     let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(signalled.elapsed() < Duration::from_secs(10), "{phase}: took {:?} after SIGTERM\n{all}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "{phase}: took {:?} after SIGTERM\n{all}",
+        signalled.elapsed()
+    );
     assert_eq!(out.status.code(), Some(3), "{phase}:\n{all}");
     // Nothing was committed. (Stopped inside the final transaction, a first load's new
     // target may stay behind empty: whether BigQuery commits a transaction already sent
@@ -153,16 +159,22 @@ async fn sigterm_ends_the_run_in_every_phase() {
     sigterm_ends_it(&s, &config, Duration::from_secs(2), "hung Storage Write").await;
 
     // Commit: BigQuery never answers the final transaction.
-    let config = s.config(&format!("bigquery_url = \"{}\"\nstorage_write_url = \"{}\"", hanging_commit(rest()).await, grpc()));
+    let config =
+        s.config(&format!("bigquery_url = \"{}\"\nstorage_write_url = \"{}\"", hanging_commit(rest()).await, grpc()));
     sigterm_ends_it(&s, &config, Duration::from_secs(4), "hung transaction").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_signal_a_hung_endpoint_ends_the_run_within_its_deadlines() {
     let s = Setup::new().await;
-    let short = "request_timeout_seconds = 2\n\n[google.retry]\nmax_attempts = 2\ninitial_delay_ms = 100\ndeadline_seconds = 3";
+    let short =
+        "request_timeout_seconds = 2\n\n[google.retry]\nmax_attempts = 2\ninitial_delay_ms = 100\ndeadline_seconds = 3";
     for (what, google, says) in [
-        ("BigQuery REST", format!("bigquery_url = \"{}\"\nstorage_write_url = \"{}\"\n{short}", tarpit().await, grpc()), "BigQuery"),
+        (
+            "BigQuery REST",
+            format!("bigquery_url = \"{}\"\nstorage_write_url = \"{}\"\n{short}", tarpit().await, grpc()),
+            "BigQuery",
+        ),
         (
             "Storage Write",
             format!("bigquery_url = \"{}\"\nstorage_write_url = \"{}\"\n{short}", rest(), tarpit().await),

@@ -78,3 +78,28 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// A config naming a column the table does not have fails before anything is staged or
+/// created, and leaves the dataset as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_in_the_config_are_checked_before_any_work() {
+    for (extra, says) in [
+        ("mode = \"merge\"\ncursor = \"ts\"\nsoft_delete_column = \"gone\"\n", "soft_delete_column \"gone\""),
+        ("cluster_by = [\"nope\"]\n", "cluster_by names column \"nope\""),
+        ("partition = { column = \"missing\", granularity = \"DAY\" }\n", "partition names column \"missing\""),
+    ] {
+        let l = Landing::new(
+            "CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now()); INSERT INTO t (id) VALUES (1);",
+            &[],
+            &format!("\n[[tables]]\nsource = \"t\"\n{extra}"),
+        )
+        .await;
+        let run = l.run().await;
+        assert_eq!(run.code, Some(1), "{}", run.stdout);
+        assert!(run.stdout.contains(says), "{says}: {}", run.stdout);
+        assert!(
+            l.bq.tables(&l.dataset).await.iter().all(|t| t.starts_with("_aurora2bq")),
+            "nothing made for the table"
+        );
+    }
+}

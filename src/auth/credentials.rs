@@ -98,7 +98,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ExternalAccountConfig, AuthError
             format!(
                 "audience {audience:?} names a workforce pool (for people signing in), not a workload identity pool"
             ),
-            format!("a pod federates through a workload identity pool with an OIDC provider for the cluster: {AUDIENCE_FORM}"),
+            format!(
+                "a pod federates through a workload identity pool with an OIDC provider for the cluster: {AUDIENCE_FORM}"
+            ),
         ));
     }
     if let Some(project) = audience.split("/projects/").nth(1).and_then(|r| r.split('/').next())

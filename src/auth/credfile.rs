@@ -86,7 +86,8 @@ pub fn read(path: &Path, origin: &str) -> Result<String, AuthError> {
 }
 
 fn permissions_fix() -> String {
-    "make the file readable by the container's user (for a Secret volume, defaultMode 0440 and the pod's fsGroup)".into()
+    "make the file readable by the container's user (for a Secret volume, defaultMode 0440 and the pod's fsGroup)"
+        .into()
 }
 
 /// JSON files in `dir` that hold a `type`, the likeliest first.
@@ -113,7 +114,9 @@ mod tests {
 
     fn problem_and_fix(path: &Path) -> String {
         match read(path, "GOOGLE_APPLICATION_CREDENTIALS") {
-            Err(AuthError::Broken { link: Link::CredentialConfig, problem, fix }) => format!("{problem} / {}", fix.unwrap()),
+            Err(AuthError::Broken { link: Link::CredentialConfig, problem, fix }) => {
+                format!("{problem} / {}", fix.unwrap())
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -122,7 +125,10 @@ mod tests {
     fn missing_directory_and_not_json_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
         let s = problem_and_fix(&dir.path().join("nope.json"));
-        assert!(s.contains("GOOGLE_APPLICATION_CREDENTIALS names") && s.contains("does not exist") && s.contains("Secret"), "{s}");
+        assert!(
+            s.contains("GOOGLE_APPLICATION_CREDENTIALS names") && s.contains("does not exist") && s.contains("Secret"),
+            "{s}"
+        );
 
         std::fs::write(dir.path().join("credential-config.json"), r#"{"type": "external_account"}"#).unwrap();
         let s = problem_and_fix(dir.path());

@@ -52,7 +52,9 @@ pub fn sts_error(code: &str, description: &str, cx: &ChainContext) -> AuthError 
     let said = format!("STS answered {code}: \"{description}\"");
     let flags = cx.provider_flags();
     let api_audience = claims.aud.iter().any(|a| {
-        a.contains("kubernetes.default.svc") || a.starts_with("https://kubernetes") || claims.iss.as_deref() == Some(a.as_str())
+        a.contains("kubernetes.default.svc")
+            || a.starts_with("https://kubernetes")
+            || claims.iss.as_deref() == Some(a.as_str())
     });
     let (problem, fix) = if description.contains("audience in ID Token") && api_audience {
         // Never advise allowing the API audience: Google would then accept every pod's

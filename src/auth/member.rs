@@ -48,11 +48,8 @@ fn from_file(path: &Path) -> Option<String> {
 /// to `member` (or "the identity aurora2bq uses") with the command, on the real names.
 pub fn permission_fix(message: &str, member: Option<&str>, project: &str, dataset: &str) -> String {
     let who = member.unwrap_or("MEMBER");
-    let find_member = if member.is_none() {
-        " (MEMBER is the identity aurora2bq uses: `aurora2bq doctor` shows it)"
-    } else {
-        ""
-    };
+    let find_member =
+        if member.is_none() { " (MEMBER is the identity aurora2bq uses: `aurora2bq doctor` shows it)" } else { "" };
     if message.contains("has not been used") || message.contains("is disabled") || message.contains("SERVICE_DISABLED")
     {
         return format!(
@@ -94,7 +91,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("token");
         // {"sub":"system:serviceaccount:analytics:aurora2bq"}
-        std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YW5hbHl0aWNzOmF1cm9yYTJicSJ9.c2ln").unwrap();
+        std::fs::write(
+            &token,
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YW5hbHl0aWNzOmF1cm9yYTJicSJ9.c2ln",
+        )
+        .unwrap();
         let cred = dir.path().join("cred.json");
         std::fs::write(
             &cred,
@@ -109,7 +110,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             from_file(&cred).as_deref(),
-            Some("principal://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/eks/subject/system:serviceaccount:analytics:aurora2bq")
+            Some(
+                "principal://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/eks/subject/system:serviceaccount:analytics:aurora2bq"
+            )
         );
     }
 }

@@ -186,7 +186,9 @@ impl Doctor {
             ];
             // Every run's final step is a query job: this needs roles/bigquery.jobUser, which
             // reading the dataset does not show.
-            sink.rest().query("running a query job (as each load's final step does)", "SELECT 1", Duration::from_secs(60)).await?;
+            sink.rest()
+                .query("running a query job (as each load's final step does)", "SELECT 1", Duration::from_secs(60))
+                .await?;
             details.push(format!(
                 "query jobs run{}",
                 cfg.destination.location.as_deref().map(|l| format!(" in {l}")).unwrap_or_default()

@@ -72,6 +72,26 @@ pub fn apply_target_names(table: &TableConfig, schema: &mut TableSchema) -> Resu
             c.field.name = to.clone();
         }
     }
+    // Partitioning and clustering name BigQuery columns; a wrong one would only fail when
+    // the target is created, after every row was staged.
+    let opts = &table.target_options;
+    let named = opts
+        .partition
+        .iter()
+        .map(|p| ("partition", p.column()))
+        .chain(opts.cluster_by.iter().map(|c| ("cluster_by", c.as_str())));
+    for (key, col) in named {
+        if !schema.columns.iter().any(|c| c.field.name == col) {
+            return Err(SourceError::Config {
+                table: label,
+                detail: format!(
+                    "{key} names column {col:?}, which the target will not have (its columns: {}); name one of them, \
+                     by its BigQuery name",
+                    schema.columns.iter().map(|c| c.field.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
     let mut seen: HashMap<String, usize> = HashMap::new();
     for c in &schema.columns {
         seen.entry(c.field.name.to_ascii_lowercase()).or_insert(0);

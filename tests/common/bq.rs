@@ -74,7 +74,8 @@ impl Bq {
 
     /// The dataset's location as its resource says.
     pub async fn dataset_location(&self, dataset: &str) -> String {
-        let v: Value = self.http.get(self.url(&format!("/datasets/{dataset}"))).send().await.unwrap().json().await.unwrap();
+        let v: Value =
+            self.http.get(self.url(&format!("/datasets/{dataset}"))).send().await.unwrap().json().await.unwrap();
         v["location"].as_str().unwrap_or("US").to_owned()
     }
 
