@@ -194,6 +194,35 @@ async fn without_a_signal_a_hung_endpoint_ends_the_run_within_its_deadlines() {
     }
 }
 
+/// A paused database (accepts, never answers) ends the run within connect_timeout_seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_source_ends_the_run_within_its_connect_timeout() {
+    let s = Setup::new().await;
+    let pit = tarpit().await.replace("http://", "");
+    let config = s.config(&format!("bigquery_url = \"{}\"\nstorage_write_url = \"{}\"", rest(), grpc()));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("url_env = \"TEST_SOURCE_URL\"", "url_env = \"TEST_SOURCE_URL\"\nconnect_timeout_seconds = 2");
+    std::fs::write(&config, text).unwrap();
+    let started = Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"))
+            .args(["run", "--config", &config])
+            .env("TEST_SOURCE_URL", format!("postgres://postgres@{pit}/db"))
+            .env("AURORA2BQ_LOG_FORMAT", "text")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the run ends by itself")
+    .unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}: {all}", started.elapsed());
+    assert!(all.contains("connect"), "says it could not connect: {all}");
+}
+
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
