@@ -11,26 +11,7 @@ use sqlx::{Connection, Executor};
 use common::bq::Bq;
 use common::chain::{Chain, good_project};
 
-enum Db {
-    Pg(common::PgDb),
-    My(common::MyDb),
-}
-
-impl Db {
-    fn url(&self) -> &str {
-        match self {
-            Db::Pg(d) => &d.url,
-            Db::My(d) => &d.url,
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        match self {
-            Db::Pg(d) => d.exec(sql).await,
-            Db::My(d) => d.exec(sql).await,
-        }
-    }
-}
+use common::AnyDb as Db;
 
 /// A connection holding a transaction open.
 enum Open {

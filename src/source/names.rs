@@ -136,29 +136,26 @@ fn refuse_name(table: &str, column: &str, problem: String, taken: &HashMap<Strin
     }
 }
 
-/// A key column as far as key equality goes: its name, and why equal values of it may be
-/// different bytes (a case- or accent-insensitive collation, `citext`), if they may.
-pub struct KeyColumn<'a> {
-    pub name: &'a str,
-    pub loose: Option<String>,
-}
-
 /// A merge matches keys in BigQuery byte for byte; a source that holds `abc` and `ABC` to be
 /// one key would then get a second row when a key's case changes. Refused unless the table
-/// declares `keys_as_bytes`.
-pub fn check_merge_keys(table: &TableConfig, label: &str, keys: &[KeyColumn]) -> Result<(), SourceError> {
+/// declares `keys_as_bytes`. `loose(column)` says why equal values of a column may differ in
+/// bytes (its collation, `citext`), if they may.
+pub fn check_merge_keys(
+    table: &TableConfig,
+    label: &str,
+    keys: &[String],
+    loose: impl Fn(&str) -> Option<String>,
+) -> Result<(), SourceError> {
     if table.mode != crate::config::LoadMode::Merge || table.keys_as_bytes {
         return Ok(());
     }
-    let Some(k) = keys.iter().find(|k| k.loose.is_some()) else { return Ok(()) };
+    let Some((name, why)) = keys.iter().find_map(|k| loose(k).map(|why| (k, why))) else { return Ok(()) };
     Err(SourceError::Refused {
         table: label.to_owned(),
         problem: format!(
-            "merge key column {:?} compares by {}, so the source holds values such as 'abc' and 'ABC' (or 'e' \
+            "merge key column {name:?} compares by {why}, so the source holds values such as 'abc' and 'ABC' (or 'e' \
              and 'é', or 'a' and 'a ') to be the same key, but BigQuery's MERGE compares bytes: a key whose case \
-             or accents change would leave two rows in the target",
-            k.name,
-            k.loose.as_deref().unwrap_or_default()
+             or accents change would leave two rows in the target"
         ),
         fix: "merge on columns that compare byte for byte, e.g. a numeric id: `key = [\"id\"]`; or, if keys in \
               this table never differ only in case, accents or trailing spaces, say so with `keys_as_bytes = true`"

@@ -71,6 +71,28 @@ impl Drop for PgDb {
     }
 }
 
+/// A database of its own on either engine.
+pub enum AnyDb {
+    Pg(PgDb),
+    My(MyDb),
+}
+
+impl AnyDb {
+    pub fn url(&self) -> &str {
+        match self {
+            AnyDb::Pg(d) => &d.url,
+            AnyDb::My(d) => &d.url,
+        }
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        match self {
+            AnyDb::Pg(d) => d.exec(sql).await,
+            AnyDb::My(d) => d.exec(sql).await,
+        }
+    }
+}
+
 /// A MySQL database of its own, dropped when the test ends.
 pub struct MyDb {
     pub name: String,

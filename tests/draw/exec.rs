@@ -37,37 +37,20 @@ pub fn collations(eng: Eng) -> &'static [Collation] {
     }
 }
 
-enum Db {
-    Pg(PgDb),
-    My(MyDb),
+use crate::common::AnyDb as Db;
+
+async fn new_db(eng: Eng) -> Db {
+    match eng {
+        Eng::Pg => Db::Pg(PgDb::new().await),
+        Eng::My => Db::My(MyDb::new().await),
+    }
 }
 
-impl Db {
-    async fn new(eng: Eng) -> Db {
-        match eng {
-            Eng::Pg => Db::Pg(PgDb::new().await),
-            Eng::My => Db::My(MyDb::new().await),
-        }
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Db::Pg(d) => &d.url,
-            Db::My(d) => &d.url,
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        match self {
-            Db::Pg(d) => d.exec(sql).await,
-            Db::My(d) => d.exec(sql).await,
-        }
-    }
-
-    /// Every cell as text (the queries cast to text themselves).
-    async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        use sqlx::Connection;
-        match self {
+/// Every cell as text (the queries cast to text themselves).
+async fn rows(db: &Db, sql: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::Connection;
+    {
+        match db {
             Db::Pg(d) => {
                 let rows =
                     sqlx::query(sql).fetch_all(&mut d.connect().await).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -278,7 +261,7 @@ impl Writer {
 }
 
 pub async fn execute(chain: &Chain, case: &Case) -> Result<(), String> {
-    let db = Db::new(case.eng).await;
+    let db = new_db(case.eng).await;
     db.exec(&ddl(case)).await;
     let bq = Bq::new();
     let dataset = bq.create_dataset().await;
@@ -314,9 +297,9 @@ async fn run_and_compare(
         let keyed_on_code = case.mode != Mode::FullRefresh && case.code_key.is_some() && !fixes.key_on_id;
         let loose_key =
             keyed_on_code && case.mode == Mode::Merge && case.code_key.is_some_and(|c| collations(case.eng)[c].loose);
-        let null_codes = keyed_on_code && !db.rows("SELECT 'x' FROM t WHERE code IS NULL").await.is_empty();
+        let null_codes = keyed_on_code && !rows(db, "SELECT 'x' FROM t WHERE code IS NULL").await.is_empty();
         let null_cursors =
-            case.mode == Mode::Append && !db.rows("SELECT 'x' FROM t WHERE updated_at IS NULL").await.is_empty();
+            case.mode == Mode::Append && !rows(db, "SELECT 'x' FROM t WHERE updated_at IS NULL").await.is_empty();
         let config = common::write_config(dir, chain, dataset, &[], &table_config(case, fixes));
         if case.eng == Eng::My {
             let text = std::fs::read_to_string(&config).unwrap().replace("engine = \"postgres\"", "engine = \"mysql\"");
@@ -392,7 +375,7 @@ async fn compare(case: &Case, db: &Db, dataset: &str) -> Result<(), String> {
         cmps.push(ty.cmp);
     }
     let filter = if case.soft_delete { " WHERE deleted_at IS NULL" } else { "" };
-    let source = db.rows(&format!("SELECT {} FROM t{filter}", src_cols.join(", "))).await;
+    let source = rows(db, &format!("SELECT {} FROM t{filter}", src_cols.join(", "))).await;
     let target = Bq::new().query(&format!("SELECT {} FROM {dataset}.t", bq_cols.join(", "))).await;
     let mut want = BTreeMap::new();
     for r in source {

@@ -18,7 +18,7 @@ use sqlx::{ConnectOptions, Executor, MySqlConnection};
 
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
-use super::names::{KeyColumn, check_merge_keys};
+use super::names::check_merge_keys;
 use super::plan::{plan_columns, table_schema, window_columns};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
@@ -113,12 +113,8 @@ impl Source for MySqlSource {
         let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
         crate::source::names::apply_target_names(table, &mut schema)?;
         if let Some(w) = &window {
-            let keys = &w.window.key;
-            let keys: Vec<KeyColumn> = keys
-                .iter()
-                .map(|k| KeyColumn { name: k, loose: catalog.columns.iter().find(|c| &c.name == k).and_then(loose) })
-                .collect();
-            check_merge_keys(table, &catalog.display_name, &keys)?;
+            let column = |k: &str| catalog.columns.iter().find(|c| c.name == k);
+            check_merge_keys(table, &catalog.display_name, &w.window.key, |k| column(k).and_then(loose))?;
         }
         Ok(Box::new(reader::MyTableRead::new(self.inner.clone(), conn, schema, plans, catalog.from, window)))
     }

@@ -26,7 +26,7 @@ use self::catalog::Catalog;
 use self::mapping::ColumnPlan;
 use self::reader::PgTableRead;
 use self::window_sql::{CursorKind, WindowSql};
-use super::names::{KeyColumn, check_merge_keys};
+use super::names::check_merge_keys;
 use super::plan::{plan_columns, table_schema, window_columns};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
@@ -108,15 +108,10 @@ impl Source for PgSource {
         let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
         crate::source::names::apply_target_names(table, &mut schema)?;
         if let Some(w) = &window {
-            let keys = &w.window.key;
-            let keys: Vec<KeyColumn> = keys
-                .iter()
-                .map(|k| KeyColumn {
-                    name: k,
-                    loose: catalog.columns.iter().find(|c| &c.name == k).and_then(|c| c.loose_equality.clone()),
-                })
-                .collect();
-            check_merge_keys(table, &catalog.display_name, &keys)?;
+            let column = |k: &str| catalog.columns.iter().find(|c| c.name == k);
+            check_merge_keys(table, &catalog.display_name, &w.window.key, |k| {
+                column(k).and_then(|c| c.loose_equality.clone())
+            })?;
         }
         Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, table.parallel_chunks)))
     }
