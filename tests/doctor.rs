@@ -333,6 +333,20 @@ async fn doctor_fails_where_a_run_would_and_its_fix_works() {
     chain.emulator.update(|p| p.service_accounts[0].missing_permissions.clear());
     assert_eq!(doctor().await.code, Some(0), "the fix applied, the doctor passes");
 
+    // The service account cannot create tables in the dataset (no roles/bigquery.dataEditor):
+    // reading the dataset works, the write probe does not.
+    chain.emulator.update(|p| p.service_accounts[0].missing_permissions = vec!["bigquery.tables.create".into()]);
+    let d = doctor().await;
+    assert_eq!(d.code, Some(2), "{}", d.stdout);
+    let fix = format!(
+        "bq add-iam-policy-binding --member=serviceAccount:{} --role=roles/bigquery.dataEditor test-project:{dataset}",
+        common::chain::SA
+    );
+    assert!(d.stdout.contains(&fix), "{}", d.stdout);
+    assert_ne!(run().await.code, Some(0), "the run fails as the doctor said");
+    chain.emulator.update(|p| p.service_accounts[0].missing_permissions.clear());
+    assert_eq!(doctor().await.code, Some(0), "the fix applied, the doctor passes");
+
     // destination.location differs from the dataset's.
     let actual = Bq::new().dataset_location(&dataset).await;
     let text = std::fs::read_to_string(&config).unwrap();

@@ -64,21 +64,37 @@ async fn forward(AxState(g): AxState<Arc<Gate>>, mut req: Request) -> Response {
     }
 }
 
-/// BigQuery's 403 when the token's service account lacks the permission the request needs
-/// (only query jobs are modelled: `bigquery.jobs.create`, which roles/bigquery.jobUser grants).
+/// BigQuery's 403 when the token's service account lacks the permission the request needs.
+/// Modelled: `bigquery.jobs.create` (roles/bigquery.jobUser, for query jobs) and
+/// `bigquery.tables.create` (roles/bigquery.dataEditor, for creating tables in a dataset).
 fn missing_permission(state: &State, token: &str, req: &Request) -> Option<Response> {
     let email = state.token_info(token)?.email?;
     let path = req.uri().path();
-    let is_job = req.method() == axum::http::Method::POST && (path.ends_with("/queries") || path.ends_with("/jobs"));
+    let post = req.method() == axum::http::Method::POST;
+    let project = path.split("/projects/").nth(1)?.split('/').next()?.to_owned();
+    let needed = if post && (path.ends_with("/queries") || path.ends_with("/jobs")) {
+        "bigquery.jobs.create"
+    } else if post && path.ends_with("/tables") {
+        "bigquery.tables.create"
+    } else {
+        return None;
+    };
     let cfg = state.config.read().expect("config lock");
     let sa = cfg.service_accounts.iter().find(|s| s.email == email)?;
-    if !is_job || !sa.missing_permissions.iter().any(|p| p == "bigquery.jobs.create") {
+    if !sa.missing_permissions.iter().any(|p| p == needed) {
         return None;
     }
-    let project = path.split("/projects/").nth(1)?.split('/').next()?.to_owned();
-    let message = format!(
-        "Access Denied: Project {project}: User does not have bigquery.jobs.create permission in project {project}."
-    );
+    let message = if needed == "bigquery.jobs.create" {
+        format!(
+            "Access Denied: Project {project}: User does not have bigquery.jobs.create permission in project {project}."
+        )
+    } else {
+        let dataset = path.split("/datasets/").nth(1)?.split('/').next()?;
+        format!(
+            "Access Denied: Dataset {project}:{dataset}: Permission bigquery.tables.create denied on dataset \
+             {project}:{dataset} (or it may not exist)."
+        )
+    };
     Some(
         (
             StatusCode::FORBIDDEN,
