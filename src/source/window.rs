@@ -66,10 +66,21 @@ pub struct Window {
 pub const DEFAULT_LOOKBACK_SECONDS: i64 = 300;
 pub const DEFAULT_LOOKBACK_DAYS: i64 = 1;
 
-/// The look-back a window uses: the configured one, else the default for a cursor `kind`
-/// of time (`"time"`), date (`"date"`) or integer. A window without a key cannot tell a
-/// re-read row from a new one, so it re-reads nothing unless told to (and then is refused).
-pub fn resolve_lookback(w: &Window, kind: &str, display_name: &str) -> Result<i64, super::SourceError> {
+/// What a cursor's values measure, for its default look-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorClock {
+    /// Timestamps and datetimes: the look-back is in seconds.
+    Time,
+    /// Dates: in days.
+    Date,
+    /// Integers (sequences): in values, and no clock to default by.
+    Counter,
+}
+
+/// The look-back a window uses: the configured one, else the default for the cursor's
+/// clock. A window without a key cannot tell a re-read row from a new one, so it re-reads
+/// nothing unless told to (and then is refused).
+pub fn resolve_lookback(w: &Window, clock: CursorClock, display_name: &str) -> Result<i64, super::SourceError> {
     match w.lookback {
         Some(n) if n > 0 && w.key.is_empty() => Err(super::SourceError::Refused {
             table: display_name.to_owned(),
@@ -78,10 +89,10 @@ pub fn resolve_lookback(w: &Window, kind: &str, display_name: &str) -> Result<i6
         }),
         Some(n) => Ok(n),
         None if w.key.is_empty() => Ok(0),
-        None => Ok(match kind {
-            "time" => DEFAULT_LOOKBACK_SECONDS,
-            "date" => DEFAULT_LOOKBACK_DAYS,
-            _ => 0,
+        None => Ok(match clock {
+            CursorClock::Time => DEFAULT_LOOKBACK_SECONDS,
+            CursorClock::Date => DEFAULT_LOOKBACK_DAYS,
+            CursorClock::Counter => 0,
         }),
     }
 }

@@ -44,22 +44,7 @@ impl SinkError {
             _ => false,
         }
     }
-}
 
-/// The fix line for a call that never got an answer.
-fn transport_fix(detail: &str) -> String {
-    format!("\n  fix: {}", transport_fix_text(detail))
-}
-
-fn transport_fix_text(detail: &str) -> &'static str {
-    if crate::http::is_refused(detail) {
-        "check google.bigquery_url (unset, it is Google's own endpoint) and that the pod may reach it"
-    } else {
-        "check that the pod can reach BigQuery over HTTPS (NAT or proxy in private subnets), then retry"
-    }
-}
-
-impl SinkError {
     /// What is wrong and what to do, apart, for reports that print the fix on its own line.
     pub fn problem_and_fix(&self) -> (String, Option<String>) {
         match self {
@@ -73,5 +58,18 @@ impl SinkError {
             SinkError::Auth(AuthError::Broken { problem, fix, .. }) => (problem.clone(), fix.clone()),
             other => (crate::http::error_chain(other), None),
         }
+    }
+}
+
+/// The fix line for a call that never got an answer.
+fn transport_fix(detail: &str) -> String {
+    format!("\n  fix: {}", transport_fix_text(detail))
+}
+
+fn transport_fix_text(detail: &str) -> &'static str {
+    if crate::http::is_refused(detail) {
+        "check google.bigquery_url (unset, it is Google's own endpoint) and that the pod may reach it"
+    } else {
+        "check that the pod can reach BigQuery over HTTPS (NAT or proxy in private subnets), then retry"
     }
 }

@@ -206,7 +206,13 @@ impl BigQueryLoad {
         self.sink.write.batch_commit(&self.sink.table_path(&self.staging), &[name]).await?;
         failpoint::hit("after-staging-commit");
         let stats = LoadStats { rows: self.rows_sent, bytes: outcome.bytes, zero_dates: read.zero_dates };
-        let watermark = read.watermark.clone().or_else(|| self.previous.clone());
+        // A look-back re-reads before the stored watermark; if the rows that made it are gone
+        // (deleted, or their cursor lowered) the window's largest can be smaller. The stored
+        // watermark never moves back.
+        let watermark = match (read.watermark.clone(), self.previous.clone()) {
+            (Some(r), Some(p)) if r.cursor < p.cursor => Some(p),
+            (r, p) => r.or(p),
+        };
         // Nothing new for an incremental table: no transaction needed.
         if self.table.mode != LoadMode::FullRefresh && self.rows_sent == 0 && watermark == self.previous {
             return Ok(stats);

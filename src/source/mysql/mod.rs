@@ -164,10 +164,11 @@ async fn window_sql(
     }
     let keys = cols.keys.iter().map(|(k, p)| (mapping::quote_ident(k), KeyType::of(p))).collect();
     let mut window = cols.window;
+    use crate::source::window::CursorClock;
     let clock = match cursor.kind {
-        mapping::MyKind::Datetime | mapping::MyKind::Timestamp => "time",
-        mapping::MyKind::Date => "date",
-        _ => "int",
+        mapping::MyKind::Datetime | mapping::MyKind::Timestamp => CursorClock::Time,
+        mapping::MyKind::Date => CursorClock::Date,
+        _ => CursorClock::Counter,
     };
     window.lookback = Some(crate::source::window::resolve_lookback(&window, clock, table)?);
     let upper = match window_sql::upper_sql(cursor.kind) {

@@ -62,12 +62,12 @@ fn column(name: String, r: &PgRow) -> CatalogColumn {
     }
 }
 
-/// Resolves the type `T` (an expression giving a type OID) through a domain, and arrays to
-/// their element type (one domain level deep each).
 /// Column 7 of both catalog queries: why equal values of the column may differ in bytes.
 const LOOSE_EQUALITY: &str = "CASE WHEN bt.typname = 'citext' THEN 'citext' \
      WHEN NOT co.collisdeterministic THEN 'collation ' || co.collname::text END";
 
+/// Resolves the type `T` (an expression giving a type OID) through a domain, and arrays to
+/// their element type (one domain level deep each).
 const TYPE_JOINS: &str = "JOIN pg_type t ON t.oid = T \
      JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END \
      LEFT JOIN pg_type e0 ON e0.oid = bt.typelem AND bt.typcategory = 'A' \

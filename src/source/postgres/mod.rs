@@ -136,10 +136,11 @@ async fn window_sql(
     })?;
     let keys = cols.keys.iter().map(|(k, p)| (quote_ident(k), p.column.source_type.clone())).collect();
     let mut window = cols.window;
+    use crate::source::window::CursorClock;
     let clock = match kind {
-        CursorKind::Timestamp | CursorKind::Datetime => "time",
-        CursorKind::Date => "date",
-        CursorKind::Int => "int",
+        CursorKind::Timestamp | CursorKind::Datetime => CursorClock::Time,
+        CursorKind::Date => CursorClock::Date,
+        CursorKind::Int => CursorClock::Counter,
     };
     window.lookback = Some(crate::source::window::resolve_lookback(&window, clock, &table)?);
     let upper = match kind.upper_bound_sql() {
