@@ -23,6 +23,9 @@ pub struct KeyValue {
     /// The database type name used in the cast (`int8`, `text`, `uuid`, ...).
     pub ty: String,
     pub text: String,
+    /// The key column it belongs to (absent in watermarks stored before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 /// The last (cursor, key) a run loaded: the next run starts strictly after it.
@@ -124,6 +127,19 @@ pub struct Guard {
 }
 
 impl Window {
+    /// Whether `w` was stored by a window keyed as this one is (same columns, same types), so
+    /// that resuming strictly after its key is meaningful. A key changed in the config since
+    /// (another column, another type) is not: such a window resumes at the stored cursor
+    /// inclusively, and the key match of merge and append makes the re-read harmless.
+    pub fn resumes_by_key(&self, w: &Watermark, types: &[String]) -> bool {
+        w.key.len() == self.key.len()
+            && w.key
+                .iter()
+                .zip(&self.key)
+                .zip(types)
+                .all(|((k, name), ty)| &k.ty == ty && k.column.as_ref().is_none_or(|c| c == name))
+    }
+
     /// The guards for this window on `from`, with quoted `cursor` and `keys` and the
     /// window's `condition`.
     pub fn guards(&self, from: &str, condition: &str, cursor: &str, keys: &[String]) -> Vec<Guard> {
@@ -220,11 +236,34 @@ mod tests {
     fn watermarks_round_trip_losslessly() {
         let w = Watermark {
             cursor: CursorValue::Timestamp(1_700_000_000_123_457),
-            key: vec![KeyValue { ty: "int8".into(), text: "9223372036854775807".into() }],
+            key: vec![KeyValue { ty: "int8".into(), text: "9223372036854775807".into(), column: Some("id".into()) }],
         };
         let back = Watermark::from_json(&w.to_json()).unwrap();
         assert_eq!(back, w);
         assert!(Watermark::from_json("{").is_err());
+    }
+
+    #[test]
+    fn a_watermark_resumes_by_key_only_under_the_same_key() {
+        let w = Window {
+            cursor: "c".into(),
+            key: vec!["id".into()],
+            after: None,
+            lookback: None,
+            null_cursors: NullCursors::Reread,
+        };
+        let kv = |ty: &str, column: Option<&str>| KeyValue {
+            ty: ty.into(),
+            text: "1".into(),
+            column: column.map(Into::into),
+        };
+        let mark = |key| Watermark { cursor: CursorValue::Int(5), key };
+        let types = ["bigint".to_string()];
+        assert!(w.resumes_by_key(&mark(vec![kv("bigint", Some("id"))]), &types));
+        assert!(w.resumes_by_key(&mark(vec![kv("bigint", None)]), &types), "older watermarks name no column");
+        assert!(!w.resumes_by_key(&mark(vec![kv("bigint", Some("other_id"))]), &types));
+        assert!(!w.resumes_by_key(&mark(vec![kv("varchar(40)", Some("code"))]), &types));
+        assert!(!w.resumes_by_key(&mark(vec![]), &types));
     }
 
     #[test]

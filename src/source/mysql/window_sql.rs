@@ -110,6 +110,9 @@ impl WindowSql {
                 let back = self.window.lookback.unwrap_or(0);
                 Lower::From(text_of(self.kind, &minus(self.kind, &w.cursor, back)))
             }
+            Some(w) if !self.window.resumes_by_key(w, &self.keys.iter().map(|(_, t)| t.name()).collect::<Vec<_>>()) => {
+                Lower::From(text_of(self.kind, &w.cursor))
+            }
             Some(w) => Lower::After {
                 columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),
                 values: std::iter::once(text_of(self.kind, &w.cursor))
@@ -148,7 +151,13 @@ impl WindowSql {
             MyKind::Timestamp => CursorValue::Timestamp(n),
             _ => CursorValue::Datetime(n),
         };
-        let key = self.keys.iter().zip(keys).map(|((_, ty), text)| KeyValue { ty: ty.name(), text }).collect();
+        let key = self
+            .keys
+            .iter()
+            .zip(&self.window.key)
+            .zip(keys)
+            .map(|(((_, ty), name), text)| KeyValue { ty: ty.name(), text, column: Some(name.clone()) })
+            .collect();
         Ok(Watermark { cursor, key })
     }
 }

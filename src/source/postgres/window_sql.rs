@@ -113,6 +113,9 @@ impl WindowSql {
                 let back = self.window.lookback.unwrap_or(0);
                 Lower::From(self.kind.literal(self.kind.lookback(raw(&w.cursor), back)))
             }
+            Some(w) if !self.window.resumes_by_key(w, &self.key_types()) => {
+                Lower::From(self.kind.literal(raw(&w.cursor)))
+            }
             Some(w) => Lower::After {
                 columns: std::iter::once(self.cursor.clone()).chain(self.keys.iter().map(|(c, _)| c.clone())).collect(),
                 values: std::iter::once(self.kind.literal(raw(&w.cursor)))
@@ -121,6 +124,10 @@ impl WindowSql {
             },
         };
         condition(&self.cursor, self.upper.map(|u| self.kind.literal(u)), lower, self.window.null_cursors)
+    }
+
+    fn key_types(&self) -> Vec<String> {
+        self.keys.iter().map(|(_, ty)| ty.clone()).collect()
     }
 
     /// The checks to run in the snapshot before reading.
@@ -142,7 +149,13 @@ impl WindowSql {
     pub fn watermark(&self, cursor: i64, keys: Vec<String>) -> Watermark {
         Watermark {
             cursor: self.kind.value(cursor),
-            key: self.keys.iter().zip(keys).map(|((_, ty), text)| KeyValue { ty: ty.clone(), text }).collect(),
+            key: self
+                .keys
+                .iter()
+                .zip(&self.window.key)
+                .zip(keys)
+                .map(|(((_, ty), name), text)| KeyValue { ty: ty.clone(), text, column: Some(name.clone()) })
+                .collect(),
         }
     }
 }
@@ -181,8 +194,8 @@ mod tests {
         let w = Watermark {
             cursor: CursorValue::Timestamp(5),
             key: vec![
-                KeyValue { ty: "bigint".into(), text: "7".into() },
-                KeyValue { ty: "text".into(), text: "o'k".into() },
+                KeyValue { ty: "bigint".into(), text: "7".into(), column: None },
+                KeyValue { ty: "text".into(), text: "o'k".into(), column: None },
             ],
         };
         let c = ws(Some(w), 0).condition();
