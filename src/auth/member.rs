@@ -1,15 +1,16 @@
 //! Who BigQuery sees, as an IAM member, so that a permission fix can name it: the
 //! impersonated service account, the federated principal itself (direct federation, no
-//! service account), or a key file's account. Read from the files alone, no network.
+//! service account), or a key file's account. Read from the files alone, no network, and
+//! only when a fix needs it.
 
 use std::path::Path;
 
 use super::credentials::{self, CredentialSource};
-use crate::config::{CredentialsFrom, GoogleConfig};
+use crate::config::CredentialsFrom;
 
 /// The member to grant roles to, when the credential says who it is.
-pub fn of(config: &GoogleConfig) -> Option<String> {
-    let path = match &config.credentials {
+pub fn of(credentials: &CredentialsFrom) -> Option<String> {
+    let path = match credentials {
         CredentialsFrom::AccessTokenFile(_) => return None,
         CredentialsFrom::File(p) => super::credential_path(p.as_ref()).ok()?,
     };
@@ -17,7 +18,7 @@ pub fn of(config: &GoogleConfig) -> Option<String> {
 }
 
 fn from_file(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = super::credfile::read(path, "the credential file").ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     match v["type"].as_str()? {
         "service_account" => v["client_email"].as_str().map(|e| format!("serviceAccount:{e}")),
@@ -31,7 +32,7 @@ fn from_file(path: &Path) -> Option<String> {
             let (number, pool, _) = c.pool_parts()?;
             let subject = match &c.source {
                 CredentialSource::File { path, .. } => {
-                    let token = std::fs::read_to_string(path).ok()?;
+                    let token = super::subject::read_token_file(path).ok()?;
                     super::jwt::claims(token.trim()).ok()?.sub?
                 }
                 _ => return None,

@@ -16,7 +16,11 @@ const MAX_TOKEN_BYTES: u64 = 1 << 20;
 pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<Secret, AuthError> {
     match source {
         CredentialSource::File { path, format } => {
-            let raw = read_file(path).await?;
+            // A few KiB from a local file; off the async workers all the same.
+            let owned = path.clone();
+            let raw = tokio::task::spawn_blocking(move || read_token_file(&owned)).await.map_err(|e| {
+                AuthError::broken(Link::SubjectToken, format!("reading the token file failed: {e}"), None)
+            })??;
             extract(&raw, format, &path.display().to_string())
         }
         CredentialSource::Url { url, headers, format } => {
@@ -47,7 +51,9 @@ pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<
     }
 }
 
-async fn read_file(path: &Path) -> Result<String, AuthError> {
+/// The token file's text: a regular file of at most [`MAX_TOKEN_BYTES`], or what is wrong
+/// with it. The one reader of token files (also for naming the principal in fixes).
+pub fn read_token_file(path: &Path) -> Result<String, AuthError> {
     let fix_mount = format!(
         "check that the pod mounts the projected service-account token at {} (a \
          serviceAccountToken volume, or IRSA's /var/run/secrets/eks.amazonaws.com/serviceaccount/token \
@@ -55,7 +61,7 @@ async fn read_file(path: &Path) -> Result<String, AuthError> {
          credential_source.file names it",
         path.display()
     );
-    let meta = tokio::fs::metadata(path).await.map_err(|e| {
+    let meta = std::fs::metadata(path).map_err(|e| {
         let problem = if e.kind() == std::io::ErrorKind::NotFound {
             format!("token file {} does not exist", path.display())
         } else {
@@ -84,7 +90,7 @@ async fn read_file(path: &Path) -> Result<String, AuthError> {
         return Err(too_large(meta.len()));
     }
     // The file may grow between the check and the read: read at most the cap.
-    use tokio::io::AsyncReadExt as _;
+    use std::io::Read as _;
     let cant_read = |e: std::io::Error| {
         AuthError::broken(
             Link::SubjectToken,
@@ -92,9 +98,9 @@ async fn read_file(path: &Path) -> Result<String, AuthError> {
             Some(fix_mount.clone()),
         )
     };
-    let file = tokio::fs::File::open(path).await.map_err(cant_read)?;
+    let file = std::fs::File::open(path).map_err(cant_read)?;
     let mut bytes = Vec::new();
-    file.take(MAX_TOKEN_BYTES + 1).read_to_end(&mut bytes).await.map_err(cant_read)?;
+    file.take(MAX_TOKEN_BYTES + 1).read_to_end(&mut bytes).map_err(cant_read)?;
     if bytes.len() as u64 > MAX_TOKEN_BYTES {
         return Err(too_large(bytes.len() as u64));
     }

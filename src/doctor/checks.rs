@@ -159,7 +159,7 @@ impl Doctor {
                 }
             };
         let ds = format!("{}:{}", cfg.destination.project, cfg.destination.dataset);
-        let member = crate::auth::member::of(g);
+        let member = crate::auth::member::of(&g.credentials);
         let result = async {
             let d = sink.rest().get_dataset(&cfg.destination.dataset).await?;
             let actual = d["location"].as_str().unwrap_or("?").to_owned();

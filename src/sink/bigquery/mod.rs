@@ -56,7 +56,7 @@ impl BigQuerySink {
         let rest =
             RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone())
                 .with_retry(google.retry)
-                .with_member(crate::auth::member::of(google), &dest.dataset);
+                .with_member(&google.credentials, &dest.dataset);
         let write = WriteClient::new(&google.storage_write_url, tokens)?
             .with_retry(google.retry)
             .with_call_timeout(google.request_timeout);

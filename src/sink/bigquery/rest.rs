@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::error::SinkError;
 use crate::auth::TokenSource;
+use crate::config::CredentialsFrom;
 use crate::retry::{self, Policy};
 
 #[derive(Clone)]
@@ -20,8 +21,8 @@ pub struct RestClient {
     retry: Policy,
     pub project: String,
     pub location: Option<String>,
-    /// For permission fixes: the IAM member BigQuery sees, and the dataset.
-    member: Option<String>,
+    /// For permission fixes: the credential (whose member BigQuery sees), and the dataset.
+    credentials: Option<CredentialsFrom>,
     dataset: String,
 }
 
@@ -42,12 +43,22 @@ impl RestClient {
         location: Option<String>,
     ) -> Self {
         let base = base.as_str().trim_end_matches('/').to_owned();
-        Self { http, base, tokens, retry: Policy::STANDARD, project, location, member: None, dataset: "DATASET".into() }
+        Self {
+            http,
+            base,
+            tokens,
+            retry: Policy::STANDARD,
+            project,
+            location,
+            credentials: None,
+            dataset: "DATASET".into(),
+        }
     }
 
-    /// Who the calls run as and on which dataset, so that permission errors name both.
-    pub fn with_member(mut self, member: Option<String>, dataset: &str) -> Self {
-        self.member = member;
+    /// Which credential the calls run as and on which dataset, so that permission errors
+    /// name both (the member is worked out only when an error needs it).
+    pub fn with_member(mut self, credentials: &CredentialsFrom, dataset: &str) -> Self {
+        self.credentials = Some(credentials.clone());
         self.dataset = dataset.to_owned();
         self
     }
@@ -254,7 +265,10 @@ fn http_error(what: &str, status: StatusCode, v: &Value, c: &RestClient) -> Sink
     });
     let fix = match status.as_u16() {
         401 => Some("the access token was refused: run `aurora2bq doctor` to check the credential chain".into()),
-        403 => Some(crate::auth::member::permission_fix(&message, c.member.as_deref(), &c.project, &c.dataset)),
+        403 => {
+            let member = c.credentials.as_ref().and_then(crate::auth::member::of);
+            Some(crate::auth::member::permission_fix(&message, member.as_deref(), &c.project, &c.dataset))
+        }
         404 if what.starts_with("reading dataset") => Some(format!(
             "create the dataset: bq mk --dataset --location={} {}:DATASET, or fix destination.dataset",
             c.location.as_deref().unwrap_or("US"),
