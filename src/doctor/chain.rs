@@ -20,7 +20,7 @@ use crate::secret::Secret;
 impl Doctor {
     pub(super) async fn credentials(&mut self, g: &GoogleConfig) -> Option<AccessToken> {
         let policy = g.endpoint_policy();
-        let path = match &g.credentials {
+        let (path, text) = match &g.credentials {
             CredentialsFrom::AccessTokenFile(p) => {
                 let src = auth::static_file::StaticTokenFile::new(p.clone(), Arc::new(SystemClock));
                 return match src.token().await {
@@ -49,16 +49,21 @@ impl Doctor {
                 }
             },
         };
-        let (path, text) = path;
         let loose: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         match loose["type"].as_str() {
-            Some("service_account") | Some("authorized_user") => self.oauth(&path, &policy, g.retry).await,
+            Some("service_account") | Some("authorized_user") => self.oauth(&path, &text, &policy, g.retry).await,
             _ => self.external(&path, &text, &loose, &policy, g.retry).await,
         }
     }
 
-    async fn oauth(&mut self, path: &Path, policy: &Policy, retry: crate::retry::Policy) -> Option<AccessToken> {
-        let src = match auth::from_file(path, policy, retry, self.http.clone(), Arc::new(SystemClock)) {
+    async fn oauth(
+        &mut self,
+        path: &Path,
+        text: &str,
+        policy: &Policy,
+        retry: crate::retry::Policy,
+    ) -> Option<AccessToken> {
+        let src = match auth::from_text(path, text, policy, retry, self.http.clone(), Arc::new(SystemClock)) {
             Ok(s) => s,
             Err(e) => {
                 let (p, f) = auth_failure(&e);
