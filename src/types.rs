@@ -123,9 +123,55 @@ pub mod limits {
     pub const MAX_MICROS: i64 = 253_402_300_799_999_999;
 }
 
+/// Prefixes BigQuery reserves for its own pseudo-columns, and ours for metadata columns.
+const RESERVED_PREFIXES: &[&str] =
+    &["_table_", "_file_", "_partition", "_row_timestamp", "__root__", "_colidentifier", "_change_", "_aurora2bq_"];
+
+/// Why `name` cannot be a BigQuery column name, if it cannot: the one rule for every column
+/// aurora2bq writes, checked by the source before anything is read and by the sink again.
+pub fn column_name_problem(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let mut chars = name.chars();
+    if !matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') {
+        return Some("it must start with a letter or an underscore".into());
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Some("it may hold only letters, digits and underscores".into());
+    }
+    if name.len() > 300 {
+        return Some("it is longer than 300 characters".into());
+    }
+    RESERVED_PREFIXES
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| format!("names starting with {p:?} are reserved (by BigQuery, or by aurora2bq's metadata columns)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_bigquery_refuses() {
+        for bad in [
+            "1st",
+            "a b",
+            "é",
+            "_TABLE_x",
+            "_file_name",
+            "_PARTITIONTIME",
+            "_row_timestamp",
+            "__root__",
+            "_COLIDENTIFIER_1",
+            "_CHANGE_TYPE",
+            "_aurora2bq_run_id",
+        ] {
+            assert!(column_name_problem(bad).is_some(), "{bad}");
+        }
+        for good in ["a", "_x", "Order_Date2", "change_type", "_table"] {
+            assert_eq!(column_name_problem(good), None, "{good}");
+        }
+    }
 
     #[test]
     fn every_type_round_trips_its_rest_name() {

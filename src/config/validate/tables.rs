@@ -170,15 +170,11 @@ fn table(
     }
     let mut rename = BTreeMap::new();
     for (col, to) in &t.rename {
-        if !crate::sink::bigquery::schema::valid_column_name(to.get_ref()) {
+        if let Some(why) = crate::types::column_name_problem(to.get_ref()) {
             return Err(cx.err(
                 to.span(),
                 &key(&format!("rename.{col}")),
-                format!(
-                    "{:?} is not a valid BigQuery column name (letters, digits and underscores, not starting with a \
-                     digit, at most 300 characters, no reserved prefix)",
-                    to.get_ref()
-                ),
+                format!("{:?} is not a valid BigQuery column name: {why}", to.get_ref()),
             ));
         }
         rename.insert(col.clone(), to.get_ref().clone());

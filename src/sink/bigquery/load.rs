@@ -50,12 +50,14 @@ impl BigQueryLoad {
     pub async fn begin(sink: Arc<BigQuerySink>, plan: LoadPlan<'_>) -> Result<Self, SinkError> {
         let (table, source) = (plan.table, plan.schema);
         let fields = source.fields();
-        if let Some(bad) = fields.iter().find(|f| !schema::valid_column_name(&f.name)) {
+        // The source refuses such names before reading; this keeps the sink's seam honest.
+        if let Some((bad, why)) = fields.iter().find_map(|f| crate::types::column_name_problem(&f.name).map(|w| (f, w)))
+        {
             return Err(SinkError::Schema {
                 table: source.display_name.clone(),
                 detail: format!(
-                    "column {:?} is not a valid BigQuery column name (letters, digits, underscores; \
-                     not starting with a digit); exclude it with `exclude_columns`",
+                    "column {:?} is not a valid BigQuery column name ({why}); give it another with `rename`, or \
+                     exclude it with `exclude_columns`",
                     bad.name
                 ),
             });
