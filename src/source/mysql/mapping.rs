@@ -62,11 +62,13 @@ pub fn quote_ident(s: &str) -> String {
 }
 
 fn decimal(precision: Option<u64>, scale: Option<u64>) -> (MyKind, BqType) {
-    // A query's DECIMAL comes without precision: BIGNUMERIC, with values beyond it refused.
-    let (p, s) = (precision.unwrap_or(38 + 30) as i64, scale.unwrap_or(30) as i64);
+    // A query's DECIMAL without precision (result metadata only): BIGNUMERIC, with values
+    // beyond it refused.
+    let Some(p) = precision.map(|p| p as i64) else { return (MyKind::BigNumeric, BqType::BigNumeric) };
+    let s = scale.unwrap_or(30) as i64;
     if s <= 9 && p - s <= 29 {
         (MyKind::Numeric, BqType::Numeric)
-    } else if p - s <= 38 || precision.is_none() {
+    } else if p - s <= 38 {
         (MyKind::BigNumeric, BqType::BigNumeric)
     } else {
         // More than BIGNUMERIC's 38 integer digits (e.g. DECIMAL(65,0)): the exact text, as
