@@ -49,28 +49,26 @@ async fn new_db(eng: Eng) -> Db {
 /// Every cell as text (the queries cast to text themselves).
 async fn rows(db: &Db, sql: &str) -> Vec<Vec<Option<String>>> {
     use sqlx::Connection;
-    {
-        match db {
-            Db::Pg(d) => {
-                let rows =
-                    sqlx::query(sql).fetch_all(&mut d.connect().await).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-                rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
-            }
-            Db::My(d) => {
-                let mut c = sqlx::MySqlConnection::connect(&d.url).await.expect("connect");
-                sqlx::query("SET time_zone = '+00:00'").execute(&mut c).await.expect("time zone");
-                let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-                rows.iter()
-                    .map(|r| {
-                        (0..r.len())
-                            .map(|i| {
-                                let raw: Option<&[u8]> = r.try_get_unchecked(i).expect("cell");
-                                raw.map(|b| String::from_utf8(b.to_vec()).expect("UTF-8 cell"))
-                            })
-                            .collect()
-                    })
-                    .collect()
-            }
+    match db {
+        Db::Pg(d) => {
+            let rows =
+                sqlx::query(sql).fetch_all(&mut d.connect().await).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
+        }
+        Db::My(d) => {
+            let mut c = sqlx::MySqlConnection::connect(&d.url).await.expect("connect");
+            sqlx::query("SET time_zone = '+00:00'").execute(&mut c).await.expect("time zone");
+            let rows = sqlx::query(sql).fetch_all(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            rows.iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| {
+                            let raw: Option<&[u8]> = r.try_get_unchecked(i).expect("cell");
+                            raw.map(|b| String::from_utf8(b.to_vec()).expect("UTF-8 cell"))
+                        })
+                        .collect()
+                })
+                .collect()
         }
     }
 }
