@@ -15,5 +15,4 @@ pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;
-pub mod state;
 pub mod types;

@@ -65,7 +65,7 @@ async fn run_inner(config_path: &Path, stop: CancellationToken) -> anyhow::Resul
     sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
-    let summary = pipeline::run_tables(&config, Arc::from(source), Arc::new(Arc::new(sink)), stop).await;
+    let summary = pipeline::run_tables(&config, Arc::from(source), Arc::new(sink), stop).await;
     Ok(summary)
 }
 

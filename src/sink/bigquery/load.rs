@@ -3,7 +3,6 @@
 //! staging. A run that dies at any point before the transaction commits leaves the target
 //! and its watermark exactly as they were; the next run repeats the work.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
@@ -20,7 +19,7 @@ use crate::failpoint;
 use crate::sink::{LoadPlan, LoadStats, TableLoad};
 use crate::source::ReadStats;
 use crate::source::window::Watermark;
-use crate::state::{Record, StateStore};
+use super::state::Record;
 use crate::types::{BqField, BqType, arrow_schema};
 
 /// How long the final transaction may take.
@@ -30,7 +29,7 @@ const TRANSACTION_DEADLINE: Duration = Duration::from_secs(30 * 60);
 const MAX_INFLIGHT: usize = 2;
 
 pub struct BigQueryLoad {
-    sink: Arc<BigQuerySink>,
+    sink: BigQuerySink,
     table: TableConfig,
     source_name: String,
     staging: String,
@@ -47,7 +46,7 @@ pub struct BigQueryLoad {
 }
 
 impl BigQueryLoad {
-    pub async fn begin(sink: Arc<BigQuerySink>, plan: LoadPlan<'_>) -> Result<Self, SinkError> {
+    pub async fn begin(sink: BigQuerySink, plan: LoadPlan<'_>) -> Result<Self, SinkError> {
         let (table, source) = (plan.table, plan.schema);
         let fields = source.fields();
         // The source refuses such names before reading; this keeps the sink's seam honest.
@@ -220,8 +219,7 @@ impl BigQueryLoad {
             return Ok(stats);
         }
         let ensured = target::ensure(&self.sink, &self.table, &self.target_fields()).await?;
-        let state =
-            StateStore { rest: &self.sink.rest, project: &self.sink.dest.project, dataset: &self.sink.dest.dataset };
+        let state = self.sink.state();
         let record = Record {
             target: &self.table.target,
             source: &self.source_name,

@@ -11,6 +11,7 @@ mod load;
 pub mod rest;
 pub mod schema;
 mod sql;
+pub mod state;
 mod target;
 pub mod write;
 
@@ -22,11 +23,13 @@ use self::error::SinkError;
 use self::load::BigQueryLoad;
 use self::rest::RestClient;
 use self::write::WriteClient;
-use super::{LoadPlan, Sink, TableLoad};
+use super::{LoadPlan, Prior, Sink, TableLoad};
 use crate::auth::TokenSource;
 use crate::auth::endpoints::{self, Service};
 use crate::config::{Destination, GoogleConfig, TableConfig};
 
+/// Cheap to clone: the clients share their connections, so each table's load holds its own.
+#[derive(Clone)]
 pub struct BigQuerySink {
     pub(crate) rest: RestClient,
     pub(crate) write: WriteClient,
@@ -70,8 +73,8 @@ impl BigQuerySink {
         self.state().ensure().await
     }
 
-    pub(crate) fn state(&self) -> crate::state::StateStore<'_> {
-        crate::state::StateStore { rest: &self.rest, project: &self.dest.project, dataset: &self.dest.dataset }
+    pub(crate) fn state(&self) -> state::StateStore<'_> {
+        state::StateStore { rest: &self.rest, project: &self.dest.project, dataset: &self.dest.dataset }
     }
 
     /// Creates a scratch table, opens a PENDING write stream on it and finalizes it (so
@@ -111,8 +114,8 @@ impl BigQuerySink {
 }
 
 #[async_trait]
-impl Sink for Arc<BigQuerySink> {
-    async fn prior(&self, table: &TableConfig) -> Result<crate::sink::Prior, SinkError> {
+impl Sink for BigQuerySink {
+    async fn prior(&self, table: &TableConfig) -> Result<Prior, SinkError> {
         self.state().prior(&table.target).await
     }
 

@@ -2,8 +2,12 @@
 //! transaction as the state update.
 
 use super::schema::quote;
-use crate::state::string_literal;
 use crate::types::BqType;
+
+/// A GoogleSQL string literal.
+pub fn string_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
+}
 
 pub const EXTRACTED_AT: &str = "_aurora2bq_extracted_at";
 pub const RUN_ID: &str = "_aurora2bq_run_id";
@@ -138,6 +142,11 @@ pub fn literal(ty: BqType, text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(string_literal(r#"{"a":"it's \x"}"#), r#"'{"a":"it\'s \\x"}'"#);
+    }
 
     #[test]
     fn merge_dedups_prefers_newer_and_applies_soft_deletes() {

@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 
-use crate::sink::bigquery::rest::RestClient;
-use crate::sink::bigquery::schema::quote;
+use super::rest::RestClient;
+use super::schema::{self, quote};
+use super::sql::string_literal;
 use crate::sink::{Fence, Prior, SinkError};
 use crate::source::window::{CursorValue, Watermark};
 use crate::types::{BqField, BqType};
@@ -34,11 +35,6 @@ pub fn fields() -> Vec<BqField> {
     ]
 }
 
-/// A GoogleSQL string literal.
-pub fn string_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
-}
-
 pub struct StateStore<'a> {
     pub rest: &'a RestClient,
     pub project: &'a str,
@@ -65,7 +61,7 @@ impl StateStore<'_> {
         if self.rest.get_table(self.dataset, STATE_TABLE).await?.is_some() {
             return Ok(());
         }
-        let resource = crate::sink::bigquery::schema::table_resource(
+        let resource = schema::table_resource(
             self.project,
             self.dataset,
             STATE_TABLE,
@@ -149,15 +145,5 @@ impl StateStore<'_> {
             rows = r.rows,
             vals = cols.split(", ").map(|c| format!("S.{c}")).collect::<Vec<_>>().join(", "),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literals_escape_quotes_and_backslashes() {
-        assert_eq!(string_literal(r#"{"a":"it's \x"}"#), r#"'{"a":"it\'s \\x"}'"#);
     }
 }
