@@ -1,7 +1,13 @@
-//! The shared HTTP client for STS, IAM Credentials and BigQuery REST, and the one place
-//! that decides whether an HTTP failure is worth retrying.
+//! The shared HTTP client for STS, IAM Credentials and BigQuery REST, and the one way to
+//! send a call through it: under the retry policy, with [`crate::retry::transient`]'s rule.
 
+use std::future::Future;
 use std::time::Duration;
+
+use reqwest::{RequestBuilder, StatusCode};
+
+use crate::describe;
+use crate::retry::{self, Policy, Verdict, transient};
 
 /// One client for the whole run: connection pooling, timeouts, a user agent.
 pub fn client(request_timeout: Duration) -> reqwest::Client {
@@ -20,82 +26,73 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// 408, 429 and 5xx may pass; everything else in 4xx is a fact about the request.
-pub fn is_transient_status(status: reqwest::StatusCode) -> bool {
-    status.is_server_error()
-        || status == reqwest::StatusCode::REQUEST_TIMEOUT
-        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+/// The last answer of a call: its status and body, and whether it was transient (the
+/// policy ran out on it).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: String,
+    pub attempts: u32,
+    pub transient: bool,
 }
 
-/// Resets, timeouts, truncated bodies: worth another try. A refused connection is not: no
-/// Google frontend refuses one, so it means a wrong endpoint or a blocked path, and retrying
-/// it only delays the message.
-pub fn is_transient_transport(e: &reqwest::Error) -> bool {
-    (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode()) && !is_refused(&error_chain(e))
+/// Why a call got no answer.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// Preparing the request failed (e.g. no access token): the caller's own error.
+    Prepare(E),
+    /// No answer arrived; `detail` is the error chain in plain words.
+    Transport { detail: String, attempts: u32, transient: bool },
 }
 
-/// Whether an error text says the connection was refused.
-pub fn is_refused(detail: &str) -> bool {
-    detail.to_ascii_lowercase().contains("connection refused")
+enum Attempt<E> {
+    Prepare(E),
+    Transport(reqwest::Error),
+    Status(Answer, Verdict),
 }
 
-/// Library wording a user cannot act on, said plainly (the original stays after it).
-fn plain(text: String) -> String {
-    const SAID: &[(&str, &str)] = &[
-        (
-            "tunnel error: unsuccessful",
-            "the HTTP proxy (HTTPS_PROXY) refused to open a connection to the host; allow it on the proxy or list \
-             the host in NO_PROXY",
-        ),
-        ("dns error", "the host name does not resolve (check the URL and the pod's DNS)"),
-        (
-            "pool timed out while waiting for an open connection",
-            "no database connection could be opened in time (source.connect_timeout_seconds): check host and port, \
-             and that the network path (security group, NAT) allows it",
-        ),
-        ("connection refused", "nothing accepts connections there (check the URL and port)"),
-        ("certificate", "the server's TLS certificate was not accepted"),
-    ];
-    let lower = text.to_ascii_lowercase();
-    match SAID.iter().find(|(k, _)| lower.contains(k)) {
-        Some((_, said)) => format!("{said} ({text})"),
-        None => text,
-    }
-}
-
-/// An error and all its causes on one line, in plain words where the library's are terse.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    plain(raw_chain(e))
-}
-
-/// An error and all its causes on one line: reqwest's own message omits the cause
-/// ("connection refused", "certificate expired") that a user needs.
-fn raw_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let next = c.to_string();
-        if !s.contains(&next) {
-            s.push_str(": ");
-            s.push_str(&next);
+/// Sends the request `build` prepares (once per attempt, so a token can be fresh) and
+/// returns the last answer. Transient answers and transport failures are retried under
+/// `policy`; `prepare_verdict` says whether a failure to prepare may pass.
+pub async fn send<E, F, Fut>(
+    policy: &Policy,
+    prepare_verdict: impl Fn(&E) -> Verdict,
+    build: F,
+) -> Result<Answer, Failure<E>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<RequestBuilder, E>>,
+{
+    let verdict = |a: &Attempt<E>| match a {
+        Attempt::Prepare(e) => prepare_verdict(e),
+        Attempt::Transport(e) => transient::transport(e),
+        Attempt::Status(_, v) => *v,
+    };
+    let result = retry::retry(policy, verdict, |attempts| {
+        let req = build();
+        async move {
+            let resp = req.await.map_err(Attempt::Prepare)?.send().await.map_err(Attempt::Transport)?;
+            let (status, headers) = (resp.status(), resp.headers().clone());
+            let body = resp.text().await.map_err(Attempt::Transport)?;
+            let v = transient::http(status, &headers, &body);
+            let answer = Answer { status, body, attempts, transient: v.is_transient() };
+            if v.is_transient() { Err(Attempt::Status(answer, v)) } else { Ok(answer) }
         }
-        cur = c.source();
-    }
-    s
+    })
+    .await;
+    result.or_else(|g| match g.error {
+        Attempt::Status(answer, _) => Ok(answer),
+        Attempt::Prepare(e) => Err(Failure::Prepare(e)),
+        Attempt::Transport(e) => Err(Failure::Transport {
+            detail: describe::error_chain(&e),
+            attempts: g.attempts,
+            transient: transient::transport(&e).is_transient(),
+        }),
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::StatusCode;
-
-    #[test]
-    fn status_classification() {
-        for s in [500, 502, 503, 504, 408, 429] {
-            assert!(is_transient_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [400, 401, 403, 404, 409] {
-            assert!(!is_transient_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-    }
+/// The start of a response body for a message; Google's error bodies carry no secrets.
+pub fn snippet(body: &str) -> String {
+    let t = body.trim();
+    if t.len() > 500 { format!("{}…", &t[..t.floor_char_boundary(500)]) } else { t.to_owned() }
 }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod describe;
 pub mod doctor;
 pub mod failpoint;
 pub mod http;

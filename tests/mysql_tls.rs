@@ -40,7 +40,7 @@ async fn the_server_certificate_is_verified_against_the_bundle() {
     // The public CAs do not vouch for it: refused, with the reason.
     cfg.ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
     let e = source::connect(&cfg, LIMITS).await.err().expect("an unknown issuer is refused");
-    let chain = aurora2bq::http::error_chain(&e);
+    let chain = aurora2bq::describe::error_chain(&e);
     assert!(chain.contains("cannot connect to MySQL") && chain.contains("UnknownIssuer"), "{chain}");
     assert!(chain.contains("not signed by a CA in source.ca_file") && chain.contains("RDS bundle"), "{chain}");
 
@@ -49,7 +49,7 @@ async fn the_server_certificate_is_verified_against_the_bundle() {
     let mut cfg = source_config(Engine::Mysql, &by_ip, dir.path(), ZeroDates::Error);
     cfg.ca_file = Some(dir.path().join("ca.pem"));
     let e = source::connect(&cfg, LIMITS).await.err().expect("a name mismatch is refused");
-    let chain = aurora2bq::http::error_chain(&e);
+    let chain = aurora2bq::describe::error_chain(&e);
     assert!(chain.contains("not a name on the server's certificate"), "{chain}");
 
     // A CA file means TLS is required: the shared server, which has no TLS, is refused.
@@ -57,7 +57,7 @@ async fn the_server_certificate_is_verified_against_the_bundle() {
     let mut cfg = source_config(Engine::Mysql, &plain, dir.path(), ZeroDates::Error);
     cfg.ca_file = Some(dir.path().join("ca.pem"));
     let e = source::connect(&cfg, LIMITS).await.err().expect("no TLS where it is required");
-    let chain = aurora2bq::http::error_chain(&e);
+    let chain = aurora2bq::describe::error_chain(&e);
     assert!(
         chain.contains("cannot connect to MySQL") && chain.contains("requires TLS but the server offers none"),
         "{chain}"

@@ -32,7 +32,7 @@ async fn the_server_certificate_is_verified_against_the_bundle() {
     // The public CAs do not vouch for it: refused, with the reason.
     cfg.ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
     let e = source::connect(&cfg, limits).await.err().expect("an unknown issuer is refused");
-    let chain = aurora2bq::http::error_chain(&e);
+    let chain = aurora2bq::describe::error_chain(&e);
     assert!(
         chain.contains("cannot connect to PostgreSQL") && chain.contains("not signed by a CA in source.ca_file"),
         "{chain}"

@@ -66,7 +66,7 @@ pub async fn generate(
         Ok(env) => Err(hints::iam_error(status.as_u16(), &env.error, imp, cx)),
         Err(_) => Err(AuthError::broken(
             Link::Impersonation,
-            format!("{} answered HTTP {status}: {}", imp.url, call::snippet(&text)),
+            format!("{} answered HTTP {status}: {}", imp.url, crate::http::snippet(&text)),
             None,
         )),
     }

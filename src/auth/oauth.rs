@@ -150,7 +150,7 @@ impl TokenSource for OauthToken {
         if !status.is_success() {
             let (code, desc) = serde_json::from_str::<OauthError>(&body)
                 .map(|e| (e.error, e.error_description))
-                .unwrap_or_else(|_| (status.to_string(), call::snippet(&body)));
+                .unwrap_or_else(|_| (status.to_string(), crate::http::snippet(&body)));
             let fix = match &self.grant {
                 Grant::ServiceAccount { email, .. } => format!(
                     "the key may have been deleted or disabled: list keys with `gcloud iam service-accounts keys list --iam-account={email}`"

@@ -66,7 +66,7 @@ pub async fn exchange(
         Ok(e) => Err(hints::sts_error(&e.error, &e.error_description, cx)),
         Err(_) => Err(AuthError::broken(
             Link::StsExchange,
-            format!("{} answered HTTP {status}: {}", req.token_url, call::snippet(&body)),
+            format!("{} answered HTTP {status}: {}", req.token_url, crate::http::snippet(&body)),
             Some("check token_url in the credential config points at Google STS".into()),
         )),
     }

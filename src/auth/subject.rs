@@ -31,7 +31,7 @@ pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<
             }
             let resp = req.send().await.map_err(|e| AuthError::Transient {
                 link: Link::SubjectToken,
-                problem: format!("GET {shown}: {}", crate::http::error_chain(&e).replace(url.as_str(), &shown)),
+                problem: format!("GET {shown}: {}", crate::describe::error_chain(&e).replace(url.as_str(), &shown)),
                 attempts: 1,
             })?;
             let status = resp.status();
@@ -134,7 +134,7 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<String, AuthError> {
             Err(e) => {
                 return Err(AuthError::Transient {
                     link: Link::SubjectToken,
-                    problem: format!("reading credential_source.url's answer: {}", crate::http::error_chain(&e)),
+                    problem: format!("reading credential_source.url's answer: {}", crate::describe::error_chain(&e)),
                     attempts: 1,
                 });
             }

@@ -176,6 +176,7 @@ impl Doctor {
                          will not find it"
                     ),
                     fix: Some(format!("set destination.location = \"{actual}\" (a dataset cannot move)")),
+                    transient: false,
                 });
             }
             let tables = sink.rest().list_tables(&cfg.destination.dataset).await?;
@@ -245,7 +246,7 @@ impl Doctor {
 }
 
 fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    crate::http::error_chain(e)
+    crate::describe::error_chain(e)
 }
 
 /// What is wrong, without the fix the error's own text carries (the fix has its own line).

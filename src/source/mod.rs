@@ -98,7 +98,7 @@ pub(crate) fn row_too_large(table: &str, column: &str, key: String, bytes: usize
 
 impl SourceError {
     pub(crate) fn connect(engine: &'static str, target: String, source: sqlx::Error) -> SourceError {
-        let hint = tls_hint(&crate::http::error_chain(&source));
+        let hint = tls_hint(&crate::describe::error_chain(&source));
         SourceError::Connect { engine, target, hint, source }
     }
 }

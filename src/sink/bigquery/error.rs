@@ -2,19 +2,20 @@
 //! what to do.
 
 use crate::auth::AuthError;
+use crate::retry::Verdict;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("getting an access token for BigQuery")]
     Auth(#[from] AuthError),
     #[error("BigQuery {what}: HTTP {status}: {message}{}", fix.as_ref().map(|f| format!("\n  fix: {f}")).unwrap_or_default())]
-    Http { what: String, status: u16, message: String, fix: Option<String> },
+    Http { what: String, status: u16, message: String, fix: Option<String>, transient: bool },
     #[error("BigQuery {what}: {detail} (after {attempts} attempts){}", transport_fix(detail))]
     Transport { what: String, detail: String, attempts: u32 },
     #[error("BigQuery {what}: the query failed: {message}")]
     Query { what: String, message: String },
     #[error("Storage Write API {what}: {code}: {message}")]
-    Grpc { what: String, code: String, message: String, transient: bool },
+    Grpc { what: String, code: String, message: String, verdict: Verdict },
     #[error("Storage Write API refused rows of {table}: {}", format_rows(.rows))]
     RowErrors { table: String, rows: Vec<(i64, String)> },
     #[error(transparent)]
@@ -34,21 +35,26 @@ fn format_rows(rows: &[(i64, String)]) -> String {
 }
 
 impl SinkError {
-    /// The one place that decides whether a sink failure may pass on its own.
-    pub fn is_transient(&self) -> bool {
+    /// Whether a sink failure may pass on its own, and after how long (the rule itself is
+    /// [`crate::retry::transient`]'s; this reads what each variant recorded of it).
+    pub fn verdict(&self) -> Verdict {
         match self {
-            SinkError::Auth(e) => e.is_transient(),
-            SinkError::Transport { detail, .. } => !crate::http::is_refused(detail),
-            SinkError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            SinkError::Grpc { transient, .. } => *transient,
-            _ => false,
+            SinkError::Auth(e) => Verdict::from_bool(e.is_transient()),
+            SinkError::Transport { detail, .. } => Verdict::from_bool(!crate::describe::is_refused(detail)),
+            SinkError::Http { transient, .. } => Verdict::from_bool(*transient),
+            SinkError::Grpc { verdict, .. } => *verdict,
+            _ => Verdict::Permanent,
         }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.verdict().is_transient()
     }
 
     /// What is wrong and what to do, apart, for reports that print the fix on its own line.
     pub fn problem_and_fix(&self) -> (String, Option<String>) {
         match self {
-            SinkError::Http { what, status, message, fix } => {
+            SinkError::Http { what, status, message, fix, .. } => {
                 (format!("BigQuery {what}: HTTP {status}: {message}"), fix.clone())
             }
             SinkError::Transport { what, detail, attempts } => (
@@ -56,7 +62,7 @@ impl SinkError {
                 Some(transport_fix_text(detail).to_owned()),
             ),
             SinkError::Auth(AuthError::Broken { problem, fix, .. }) => (problem.clone(), fix.clone()),
-            other => (crate::http::error_chain(other), None),
+            other => (crate::describe::error_chain(other), None),
         }
     }
 }
@@ -67,7 +73,7 @@ fn transport_fix(detail: &str) -> String {
 }
 
 fn transport_fix_text(detail: &str) -> &'static str {
-    if crate::http::is_refused(detail) {
+    if crate::describe::is_refused(detail) {
         "check google.bigquery_url (unset, it is Google's own endpoint) and that the pod may reach it"
     } else {
         "check that the pod can reach BigQuery over HTTPS (NAT or proxy in private subnets), then retry"

@@ -12,6 +12,7 @@ use super::encode::{MAX_ROWS_BYTES, schema_bytes, split_encode};
 use super::error::SinkError;
 use super::schema::{self, quote};
 use super::sql::{self, Load, Merge};
+use super::state::Record;
 use super::write::AppendStream;
 use super::{BigQuerySink, target};
 use crate::config::{LoadMode, TableConfig};
@@ -19,7 +20,6 @@ use crate::failpoint;
 use crate::sink::{LoadPlan, LoadStats, TableLoad};
 use crate::source::ReadStats;
 use crate::source::window::Watermark;
-use super::state::Record;
 use crate::types::{BqField, BqType, arrow_schema};
 
 /// How long the final transaction may take.

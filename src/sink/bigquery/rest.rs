@@ -9,9 +9,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::error::SinkError;
+use crate::auth::AuthError;
 use crate::auth::TokenSource;
 use crate::config::CredentialsFrom;
-use crate::retry::{self, Policy};
+use crate::http::Failure;
+use crate::retry::{Policy, Verdict};
 
 #[derive(Clone)]
 pub struct RestClient {
@@ -83,38 +85,34 @@ impl RestClient {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), SinkError> {
         let url = self.url(path);
-        let r = retry::retry(&self.retry, SinkError::is_transient, |_| async {
-            let token = self.tokens.token().await?;
-            let mut req = self.http.request(method.clone(), &url).query(query).bearer_auth(token.token.expose());
-            if let Some(b) = body {
-                req = req.json(b);
+        let answer = crate::http::send(
+            &self.retry,
+            |e: &AuthError| Verdict::from_bool(e.is_transient()),
+            || async {
+                let token = self.tokens.token().await?;
+                let req = self.http.request(method.clone(), &url).query(query).bearer_auth(token.token.expose());
+                Ok(match body {
+                    Some(b) => req.json(b),
+                    None => req,
+                })
+            },
+        )
+        .await
+        .map_err(|f| match f {
+            Failure::Prepare(e) => SinkError::Auth(e),
+            Failure::Transport { detail, attempts, .. } => {
+                SinkError::Transport { what: what.to_owned(), detail, attempts }
             }
-            let resp = req.send().await.map_err(|e| SinkError::Transport {
-                what: what.to_owned(),
-                detail: crate::http::error_chain(&e),
-                attempts: 1,
-            })?;
-            let status = resp.status();
-            let text = resp.text().await.map_err(|e| SinkError::Transport {
-                what: what.to_owned(),
-                detail: crate::http::error_chain(&e),
-                attempts: 1,
-            })?;
-            let v: Value = if text.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }))
-            };
-            if crate::http::is_transient_status(status) || is_rate_limited(status, &v) {
-                return Err(http_error(what, status, &v, self));
-            }
-            Ok((status, v))
-        })
-        .await;
-        r.map_err(|g| match g.error {
-            SinkError::Transport { what, detail, .. } => SinkError::Transport { what, detail, attempts: g.attempts },
-            other => other,
-        })
+        })?;
+        let v: Value = if answer.body.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&answer.body).unwrap_or_else(|_| json!({ "raw": answer.body }))
+        };
+        if answer.transient {
+            return Err(http_error(what, answer.status, &v, self));
+        }
+        Ok((answer.status, v))
     }
 
     /// Checks the dataset exists and can be read; the error says how to create or grant it.
@@ -247,13 +245,6 @@ fn query_failure(what: &str, v: &Value) -> Result<(), SinkError> {
     }
 }
 
-fn is_rate_limited(status: StatusCode, v: &Value) -> bool {
-    status == StatusCode::FORBIDDEN
-        && v["error"]["errors"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|x| matches!(x["reason"].as_str(), Some("rateLimitExceeded"))))
-}
-
 fn ok_or(status: StatusCode, v: Value, what: &str, c: &RestClient) -> Result<Value, SinkError> {
     if status.is_success() { Ok(v) } else { Err(http_error(what, status, &v, c)) }
 }
@@ -276,5 +267,12 @@ fn http_error(what: &str, status: StatusCode, v: &Value, c: &RestClient) -> Sink
         )),
         _ => None,
     };
-    SinkError::Http { what: what.to_owned(), status: status.as_u16(), message, fix }
+    let transient = crate::retry::transient::http(status, &reqwest::header::HeaderMap::new(), &v.to_string());
+    SinkError::Http {
+        what: what.to_owned(),
+        status: status.as_u16(),
+        message,
+        fix,
+        transient: transient.is_transient(),
+    }
 }

@@ -14,7 +14,7 @@ pub use stream::{AppendStream, StreamOutcome};
 
 use super::error::SinkError;
 use crate::auth::TokenSource;
-use crate::retry::{self, Policy};
+use crate::retry::{self, Policy, Verdict, transient};
 
 #[derive(Clone)]
 pub struct WriteClient {
@@ -26,21 +26,12 @@ pub struct WriteClient {
     call_timeout: Duration,
 }
 
-/// Whether a gRPC status may pass on a retry (storage-write.md).
-pub fn is_transient(code: tonic::Code) -> bool {
-    use tonic::Code::*;
-    matches!(code, Unavailable | ResourceExhausted | Internal | DeadlineExceeded | Cancelled | Aborted)
-}
-
 pub fn grpc_error(what: &str, status: &tonic::Status) -> SinkError {
-    // A broken connection (reset, truncated HTTP/2) reaches us as UNKNOWN with the
-    // transport error as its source; a server's own UNKNOWN has none.
-    let broken_connection = status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some();
     SinkError::Grpc {
         what: what.to_owned(),
         code: format!("{:?}", status.code()),
         message: status.message().to_owned(),
-        transient: is_transient(status.code()) || broken_connection,
+        verdict: transient::grpc(status),
     }
 }
 
@@ -105,7 +96,7 @@ impl WriteClient {
         F: Fn(BigQueryWriteClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
-        let r = retry::retry(&self.retry, SinkError::is_transient, |_| async {
+        let r = retry::retry(&self.retry, SinkError::verdict, |_| async {
             let fut = call(self.raw());
             match tokio::time::timeout(self.call_timeout, fut).await {
                 Err(_) => Err(SinkError::Grpc {
@@ -116,13 +107,15 @@ impl WriteClient {
                          reaches the Storage Write API",
                         self.call_timeout.as_secs()
                     ),
-                    transient: true,
+                    verdict: Verdict::RETRY,
                 }),
                 Ok(Ok(resp)) => Ok(resp.into_inner()),
                 Ok(Err(status)) => {
                     let mut e = grpc_error(what, &status);
-                    if let SinkError::Grpc { transient, .. } = &mut e {
-                        *transient |= also_transient.contains(&status.code());
+                    if let SinkError::Grpc { verdict, .. } = &mut e
+                        && also_transient.contains(&status.code())
+                    {
+                        *verdict = Verdict::RETRY;
                     }
                     Err(e)
                 }
@@ -184,7 +177,7 @@ impl WriteClient {
                 what: "BatchCommitWriteStreams".into(),
                 code: "COMMIT_FAILED".into(),
                 message: if errors.is_empty() { "no commit time in the answer".into() } else { errors.join("; ") },
-                transient: false,
+                verdict: Verdict::Permanent,
             });
         }
         Ok(())

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{WriteClient, grpc_error, is_transient};
+use super::{WriteClient, grpc_error};
+use crate::retry::{Backoff, Verdict, transient};
 use crate::sink::bigquery::error::SinkError;
 
 const CODE_ALREADY_EXISTS: i32 = 6;
@@ -43,6 +44,7 @@ pub struct AppendStream {
 impl AppendStream {
     pub fn start(client: WriteClient, name: String, schema: Bytes, max_inflight: usize) -> Self {
         let (tx, rx) = mpsc::channel(1);
+        let client_retry = client.retry;
         let task = Task {
             client,
             name: name.clone(),
@@ -51,7 +53,7 @@ impl AppendStream {
             inflight: VecDeque::new(),
             next_offset: 0,
             conn: None,
-            failures: 0,
+            backoff: Backoff::new(client_retry),
             outcome: StreamOutcome::default(),
         };
         Self { name, tx: Some(tx), task: tokio::spawn(task.run(rx)) }
@@ -104,7 +106,8 @@ struct Task {
     inflight: VecDeque<Pending>,
     next_offset: i64,
     conn: Option<Conn>,
-    failures: u32,
+    /// Failures since the last acknowledged append, under the shared policy.
+    backoff: Backoff,
     outcome: StreamOutcome,
 }
 
@@ -210,30 +213,30 @@ impl Task {
                 tracing::debug!(offset = front.offset, "append was already written before the reconnect");
             }
             Some(Response::Error(s)) if s.code == CODE_OUT_OF_RANGE => {
-                return Err(Recovery::Reconnect(self.code_error(s.code, &s.message, true)));
+                return Err(Recovery::Reconnect(self.code_error(s.code, &s.message, Verdict::RETRY)));
             }
             Some(Response::Error(s)) => {
                 let code = tonic::Code::from(s.code);
-                return Err(classify(self.code_error(s.code, &s.message, is_transient(code))));
+                return Err(classify(self.code_error(
+                    s.code,
+                    &s.message,
+                    Verdict::from_bool(transient::grpc_code(code)),
+                )));
             }
-            None => return Err(Recovery::Fatal(self.code_error(2, "empty AppendRows response", false))),
+            None => return Err(Recovery::Fatal(self.code_error(2, "empty AppendRows response", Verdict::Permanent))),
         }
         let done = self.inflight.pop_front().expect("checked above");
         self.outcome.rows += done.rows as i64;
-        self.failures = 0;
+        self.backoff.reset();
         Ok(())
     }
 
-    async fn reconnect(&mut self, cause: SinkError) -> Result<(), SinkError> {
+    async fn reconnect(&mut self, mut cause: SinkError) -> Result<(), SinkError> {
         self.conn = None;
         loop {
-            self.failures += 1;
-            let policy = self.client.retry;
-            if self.failures >= policy.max_attempts {
-                return Err(cause);
-            }
-            let delay = policy.delay(self.failures);
-            tracing::warn!(stream = %self.name, error = %cause, attempt = self.failures, "append failed; reconnecting");
+            let attempt = self.backoff.attempts();
+            let Some(delay) = self.backoff.next(cause.verdict()) else { return Err(cause) };
+            tracing::warn!(stream = %self.name, error = %cause, attempt, "append failed; reconnecting");
             tokio::time::sleep(delay).await;
             self.outcome.reconnects += 1;
             for p in self.inflight.iter_mut() {
@@ -242,21 +245,26 @@ impl Task {
             match self.connect().await {
                 Ok(()) => return Ok(()),
                 Err(Recovery::Fatal(e)) => return Err(e),
-                Err(Recovery::Reconnect(_)) => continue,
+                Err(Recovery::Reconnect(e)) => cause = e,
             }
         }
     }
 
     fn lost(&self, what: &str) -> SinkError {
-        SinkError::Grpc { what: "AppendRows".into(), code: "Unavailable".into(), message: what.into(), transient: true }
+        SinkError::Grpc {
+            what: "AppendRows".into(),
+            code: "Unavailable".into(),
+            message: what.into(),
+            verdict: Verdict::RETRY,
+        }
     }
 
-    fn code_error(&self, code: i32, message: &str, transient: bool) -> SinkError {
+    fn code_error(&self, code: i32, message: &str, verdict: Verdict) -> SinkError {
         SinkError::Grpc {
             what: format!("AppendRows on {}", self.name),
             code: format!("{:?}", tonic::Code::from(code)),
             message: message.to_owned(),
-            transient,
+            verdict,
         }
     }
 }
