@@ -5,6 +5,7 @@
 //! `auth` supplies the access token for every Google call from Workload Identity Federation.
 
 pub mod auth;
+pub mod bq_model;
 pub mod cli;
 pub mod config;
 pub mod describe;
@@ -16,4 +17,4 @@ pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;
-pub mod types;
+pub mod trust;

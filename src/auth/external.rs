@@ -7,11 +7,11 @@ use async_trait::async_trait;
 
 use super::clock::Clock;
 use super::credentials::{CredentialSource, ExternalAccountConfig};
-use super::endpoints::{self, Policy as EndpointPolicy, Service};
-use super::hints::ChainContext;
+use super::diagnose::ChainContext;
 use super::{AccessToken, AuthError, CLOUD_PLATFORM_SCOPE, Link, TokenSource, jwt, sts, subject};
 use crate::retry::Policy;
 use crate::secret::Secret;
+use crate::trust::{self, EndpointPolicy, Service};
 
 pub struct ExternalAccount {
     config: ExternalAccountConfig,
@@ -46,13 +46,13 @@ impl ExternalAccount {
         if config.token_url.is_empty() {
             config.token_url = format!("https://sts.{}/v1/token", policy.universe);
         }
-        endpoints::check(policy, Service::Sts, "token_url", &config.token_url).map_err(refuse)?;
+        trust::check(policy, Service::Sts, "token_url", &config.token_url).map_err(refuse)?;
         if let Some(imp) = &config.impersonation {
-            endpoints::check(policy, Service::IamCredentials, "service_account_impersonation_url", &imp.url)
+            trust::check(policy, Service::IamCredentials, "service_account_impersonation_url", &imp.url)
                 .map_err(refuse)?;
         }
         if let CredentialSource::Url { url, .. } = &config.source {
-            endpoints::check_fetch(policy, "credential_source.url", url).map_err(refuse)?;
+            trust::check_fetch(policy, "credential_source.url", url).map_err(refuse)?;
         }
         Ok(Self { config, http, clock, retry: Policy::STANDARD })
     }

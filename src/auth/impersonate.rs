@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use super::credentials::Impersonation;
-use super::hints::{self, ChainContext};
+use super::diagnose::{self, ChainContext, GoogleError};
 use super::{AccessToken, AuthError, Link, call};
 use crate::retry::Policy;
 use crate::secret::Secret;
@@ -22,25 +22,6 @@ struct Success {
 #[derive(Deserialize)]
 struct Envelope {
     error: GoogleError,
-}
-
-#[derive(Deserialize)]
-pub struct GoogleError {
-    #[serde(default)]
-    pub code: u16,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub details: Vec<serde_json::Value>,
-}
-
-impl GoogleError {
-    /// `reason` of the first `google.rpc.ErrorInfo` detail.
-    pub fn reason(&self) -> Option<&str> {
-        self.details.iter().find_map(|d| d.get("reason").and_then(|r| r.as_str()))
-    }
 }
 
 pub async fn generate(
@@ -63,7 +44,7 @@ pub async fn generate(
         return parse_success(&text, now);
     }
     match serde_json::from_str::<Envelope>(&text) {
-        Ok(env) => Err(hints::iam_error(status.as_u16(), &env.error, imp, cx)),
+        Ok(env) => Err(diagnose::iam_error(status.as_u16(), &env.error, imp, cx)),
         Err(_) => Err(AuthError::broken(
             Link::Impersonation,
             format!("{} answered HTTP {status}: {}", imp.url, crate::http::snippet(&text)),

@@ -9,9 +9,8 @@ mod call;
 pub mod clock;
 pub mod credentials;
 pub mod credfile;
-pub mod endpoints;
+pub mod diagnose;
 pub mod external;
-pub mod hints;
 pub mod impersonate;
 pub mod jwt;
 pub mod member;
@@ -128,7 +127,7 @@ pub fn from_config(config: &GoogleConfig, http: reqwest::Client) -> Result<Arc<d
 /// The uncached token source for a credential file, by its `type`.
 pub fn from_file(
     path: &std::path::Path,
-    policy: &endpoints::Policy,
+    policy: &crate::trust::EndpointPolicy,
     retry: crate::retry::Policy,
     http: reqwest::Client,
     clock: Arc<dyn clock::Clock>,
@@ -141,7 +140,7 @@ pub fn from_file(
 pub fn from_text(
     path: &std::path::Path,
     text: &str,
-    policy: &endpoints::Policy,
+    policy: &crate::trust::EndpointPolicy,
     retry: crate::retry::Policy,
     http: reqwest::Client,
     clock: Arc<dyn clock::Clock>,

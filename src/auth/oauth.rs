@@ -13,10 +13,10 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::clock::Clock;
-use super::endpoints::{self, Policy as EndpointPolicy, Service};
 use super::{AccessToken, AuthError, CLOUD_PLATFORM_SCOPE, Link, TokenSource, call};
 use crate::retry::Policy;
 use crate::secret::Secret;
+use crate::trust::{self, EndpointPolicy, Service};
 
 #[derive(Deserialize)]
 struct KeyFile {
@@ -180,10 +180,10 @@ fn checked_uri(
     policy.check_universe(universe).map_err(|p| bad(path, p, FIX))?;
     let uri = uri.unwrap_or_else(|| format!("https://oauth2.{}/token", policy.universe));
     // Old key files name accounts.google.com: Google's token endpoint in Google's universe.
-    if policy.universe.as_ref() == endpoints::DEFAULT_UNIVERSE && uri.starts_with("https://accounts.google.com/") {
+    if policy.universe.as_ref() == trust::DEFAULT_UNIVERSE && uri.starts_with("https://accounts.google.com/") {
         return Ok(uri);
     }
-    endpoints::check(policy, Service::Oauth2, "token_uri", &uri).map(|_| uri).map_err(|p| bad(path, p, FIX))
+    trust::check(policy, Service::Oauth2, "token_uri", &uri).map(|_| uri).map_err(|p| bad(path, p, FIX))
 }
 
 /// The DER bytes of a PEM block.

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::hints::{self, ChainContext};
+use super::diagnose::{self, ChainContext};
 use super::{AccessToken, AuthError, Link, call};
 use crate::retry::Policy;
 use crate::secret::Secret;
@@ -63,7 +63,7 @@ pub async fn exchange(
         return parse_success(&body, now);
     }
     match serde_json::from_str::<OauthError>(&body) {
-        Ok(e) => Err(hints::sts_error(&e.error, &e.error_description, cx)),
+        Ok(e) => Err(diagnose::sts_error(&e.error, &e.error_description, cx)),
         Err(_) => Err(AuthError::broken(
             Link::StsExchange,
             format!("{} answered HTTP {status}: {}", req.token_url, crate::http::snippet(&body)),

@@ -24,7 +24,7 @@ pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<
             extract(&raw, format, &path.display().to_string())
         }
         CredentialSource::Url { url, headers, format } => {
-            let shown = super::endpoints::redact(url);
+            let shown = crate::trust::redact(url);
             let mut req = http.get(url).timeout(Duration::from_secs(10));
             for (k, v) in headers {
                 req = req.header(k, v);

@@ -134,8 +134,8 @@ pub struct GoogleConfig {
 
 impl GoogleConfig {
     /// Where tokens may go: decided here, never by a credential file.
-    pub fn endpoint_policy(&self) -> crate::auth::endpoints::Policy {
-        crate::auth::endpoints::Policy::new(self.allow_insecure_endpoints, &self.universe_domain)
+    pub fn endpoint_policy(&self) -> crate::trust::EndpointPolicy {
+        crate::trust::EndpointPolicy::new(self.allow_insecure_endpoints, &self.universe_domain)
     }
 }
 
@@ -147,7 +147,7 @@ impl Default for GoogleConfig {
             bigquery_url: url::Url::parse("https://bigquery.googleapis.com").expect("static URL"),
             storage_write_url: url::Url::parse("https://bigquerystorage.googleapis.com").expect("static URL"),
             allow_insecure_endpoints: false,
-            universe_domain: crate::auth::endpoints::DEFAULT_UNIVERSE.into(),
+            universe_domain: crate::trust::DEFAULT_UNIVERSE.into(),
             request_timeout: Duration::from_secs(60),
             retry: crate::retry::Policy::STANDARD,
         }

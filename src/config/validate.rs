@@ -178,7 +178,7 @@ fn google(cx: &Ctx, raw: RawGoogle) -> Result<GoogleConfig, ConfigError> {
     };
     let allow_insecure = raw.allow_insecure_endpoints.unwrap_or(false);
     let universe_domain = match &raw.universe_domain {
-        None => crate::auth::endpoints::DEFAULT_UNIVERSE.to_owned(),
+        None => crate::trust::DEFAULT_UNIVERSE.to_owned(),
         Some(v) if is_domain(v.get_ref()) => v.get_ref().to_ascii_lowercase(),
         Some(v) => {
             return Err(cx.err(v.span(), "google.universe_domain", "is not a domain name such as googleapis.com"));
@@ -186,14 +186,14 @@ fn google(cx: &Ctx, raw: RawGoogle) -> Result<GoogleConfig, ConfigError> {
     };
     // These endpoints receive the access token: the same rule as a credential file's, checked
     // here so that `doctor` and `run` refuse them before anything is contacted.
-    let policy = crate::auth::endpoints::Policy::new(allow_insecure, &universe_domain);
+    let policy = crate::trust::EndpointPolicy::new(allow_insecure, &universe_domain);
     let endpoint = |v: Option<Spanned<String>>, key: &str, default: &str, service| {
         let span = v.as_ref().map(|v| v.span()).unwrap_or(0..0);
         let u = url(v, key, default)?;
-        crate::auth::endpoints::check(&policy, service, key, u.as_str()).map_err(|m| cx.err(span, key, m))?;
+        crate::trust::check(&policy, service, key, u.as_str()).map_err(|m| cx.err(span, key, m))?;
         Ok::<_, ConfigError>(u)
     };
-    use crate::auth::endpoints::Service;
+    use crate::trust::Service;
     Ok(GoogleConfig {
         credentials,
         bigquery_url: endpoint(

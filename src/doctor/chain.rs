@@ -11,11 +11,11 @@ use super::checks::{Doctor, auth_failure, minutes_until};
 use super::report::Check;
 use crate::auth::clock::SystemClock;
 use crate::auth::credentials::{self, CredentialSource, Format};
-use crate::auth::endpoints::Policy;
 use crate::auth::external::ExternalAccount;
 use crate::auth::{self, AccessToken, TokenSource, jwt};
 use crate::config::{CredentialsFrom, GoogleConfig};
 use crate::secret::Secret;
+use crate::trust::EndpointPolicy;
 
 impl Doctor {
     pub(super) async fn credentials(&mut self, g: &GoogleConfig) -> Option<AccessToken> {
@@ -60,7 +60,7 @@ impl Doctor {
         &mut self,
         path: &Path,
         text: &str,
-        policy: &Policy,
+        policy: &EndpointPolicy,
         retry: crate::retry::Policy,
     ) -> Option<AccessToken> {
         let src = match auth::from_text(path, text, policy, retry, self.http.clone(), Arc::new(SystemClock)) {
@@ -97,7 +97,7 @@ impl Doctor {
         path: &Path,
         text: &str,
         loose: &Value,
-        policy: &Policy,
+        policy: &EndpointPolicy,
         retry: crate::retry::Policy,
     ) -> Option<AccessToken> {
         let ext = match credentials::parse(path, text)

@@ -130,7 +130,7 @@ impl Doctor {
                             .into(),
                     );
                 }
-                if c.google.universe_domain != crate::auth::endpoints::DEFAULT_UNIVERSE {
+                if c.google.universe_domain != crate::trust::DEFAULT_UNIVERSE {
                     details.push(format!("Google universe {}", c.google.universe_domain));
                 }
                 self.push(Check::ok("aurora2bq config", details));

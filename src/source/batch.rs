@@ -12,7 +12,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_buffer::i256;
 use arrow_schema::SchemaRef;
 
-use crate::types::{BIGNUMERIC_SCALE, BqField, BqType, NUMERIC_SCALE};
+use crate::bq_model::{BIGNUMERIC_SCALE, BqField, BqType, NUMERIC_SCALE};
 
 /// One Arrow builder per destination column, typed by its [`BqType`].
 pub enum ColumnBuilder {
@@ -185,7 +185,7 @@ pub struct BatchAssembler {
 impl BatchAssembler {
     pub fn new(fields: &[BqField], max_rows: usize, max_bytes: usize) -> Self {
         Self {
-            schema: crate::types::arrow_schema(fields),
+            schema: crate::bq_model::arrow_schema(fields),
             types: fields.iter().map(|f| (f.ty, f.repeated)).collect(),
             columns: fields
                 .iter()

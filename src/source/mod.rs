@@ -1,7 +1,7 @@
 //! Sources: read one table inside one consistent read-only snapshot and stream it as
 //! bounded Arrow RecordBatches into a channel (whose bound gives back-pressure).
 //!
-//! One module per engine; both map their column types onto [`crate::types::BqType`] and
+//! One module per engine; both map their column types onto [`crate::bq_model::BqType`] and
 //! refuse, with table, column and the config key to use, what they cannot carry exactly.
 
 pub mod batch;
@@ -16,8 +16,8 @@ use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use crate::bq_model::BqField;
 use crate::config::{SourceConfig, TableConfig};
-use crate::types::BqField;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

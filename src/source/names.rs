@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{SourceError, TableSchema};
+use crate::bq_model::column_name_problem;
 use crate::config::TableConfig;
-use crate::types::column_name_problem;
 
 /// A valid name close to `name`, for the fix.
 fn suggest(name: &str, taken: &HashSet<String>) -> String {

@@ -15,13 +15,13 @@ pub enum PlanError {
     Invalid(String),
 }
 
-/// A catalog column, as far as planning needs to know it.
-pub trait CatalogColumn {
+/// A source column as planning sees it (each engine's catalog row implements it).
+pub trait NamedColumn {
     fn name(&self) -> &str;
     fn declared(&self) -> &str;
 }
 
-pub fn plan_columns<C: CatalogColumn, P>(
+pub fn plan_columns<C: NamedColumn, P>(
     table: &TableConfig,
     display_name: &str,
     columns: &[C],
@@ -112,7 +112,7 @@ pub fn window_columns<'p, P: Planned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{BqField, BqType};
+    use crate::bq_model::{BqField, BqType};
 
     struct P(Column);
 

@@ -170,7 +170,7 @@ fn table(
     }
     let mut rename = BTreeMap::new();
     for (col, to) in &t.rename {
-        if let Some(why) = crate::types::column_name_problem(to.get_ref()) {
+        if let Some(why) = crate::bq_model::column_name_problem(to.get_ref()) {
             return Err(cx.err(
                 to.span(),
                 &key(&format!("rename.{col}")),

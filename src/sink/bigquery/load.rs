@@ -15,12 +15,12 @@ use super::sql::{self, Load, Merge};
 use super::state::Record;
 use super::write::AppendStream;
 use super::{BigQuerySink, target};
+use crate::bq_model::{BqField, BqType, arrow_schema};
 use crate::config::{LoadMode, TableConfig};
 use crate::failpoint;
 use crate::sink::{LoadPlan, LoadStats, TableLoad};
 use crate::source::ReadStats;
 use crate::source::window::Watermark;
-use crate::types::{BqField, BqType, arrow_schema};
 
 /// How long the final transaction may take.
 const TRANSACTION_DEADLINE: Duration = Duration::from_secs(30 * 60);
@@ -50,7 +50,8 @@ impl BigQueryLoad {
         let (table, source) = (plan.table, plan.schema);
         let fields = source.fields();
         // The source refuses such names before reading; this keeps the sink's seam honest.
-        if let Some((bad, why)) = fields.iter().find_map(|f| crate::types::column_name_problem(&f.name).map(|w| (f, w)))
+        if let Some((bad, why)) =
+            fields.iter().find_map(|f| crate::bq_model::column_name_problem(&f.name).map(|w| (f, w)))
         {
             return Err(SinkError::Schema {
                 table: source.display_name.clone(),

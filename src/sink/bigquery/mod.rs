@@ -25,8 +25,8 @@ use self::rest::RestClient;
 use self::write::WriteClient;
 use super::{LoadPlan, Prior, Sink, TableLoad};
 use crate::auth::TokenSource;
-use crate::auth::endpoints::{self, Service};
 use crate::config::{Destination, GoogleConfig, TableConfig};
+use crate::trust::{self, Service};
 
 /// Cheap to clone: the clients share their connections, so each table's load holds its own.
 #[derive(Clone)]
@@ -47,15 +47,10 @@ impl BigQuerySink {
     ) -> Result<Self, SinkError> {
         // Our own endpoints get the access token: the same HTTPS rule as the credential config.
         let policy = google.endpoint_policy();
-        endpoints::check(&policy, Service::BigQuery, "google.bigquery_url", google.bigquery_url.as_str())
+        trust::check(&policy, Service::BigQuery, "google.bigquery_url", google.bigquery_url.as_str())
             .map_err(SinkError::Config)?;
-        endpoints::check(
-            &policy,
-            Service::BigQueryStorage,
-            "google.storage_write_url",
-            google.storage_write_url.as_str(),
-        )
-        .map_err(SinkError::Config)?;
+        trust::check(&policy, Service::BigQueryStorage, "google.storage_write_url", google.storage_write_url.as_str())
+            .map_err(SinkError::Config)?;
         let rest =
             RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone())
                 .with_retry(google.retry)
@@ -81,7 +76,8 @@ impl BigQuerySink {
     /// nothing is ever committed), then drops the table: the permissions a run needs.
     pub async fn write_probe(&self) -> Result<(), SinkError> {
         let table = format!("_aurora2bq_doctor_probe_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let fields = [crate::types::BqField { name: "probe".into(), ty: crate::types::BqType::Int64, repeated: false }];
+        let fields =
+            [crate::bq_model::BqField { name: "probe".into(), ty: crate::bq_model::BqType::Int64, repeated: false }];
         let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
         let ms = expires.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let resource = schema::table_resource(

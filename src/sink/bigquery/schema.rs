@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::types::{BqField, BqType};
+use crate::bq_model::{BqField, BqType};
 
 /// `a`.`b` quoting for GoogleSQL identifiers.
 pub fn quote(parts: &[&str]) -> String {
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn column_names_follow_bigquery_rules() {
-        use crate::types::column_name_problem;
+        use crate::bq_model::column_name_problem;
         assert!(column_name_problem("order_id").is_none());
         assert!(column_name_problem("_x1").is_none());
         assert!(column_name_problem("1abc").is_some());

@@ -2,7 +2,7 @@
 //! transaction as the state update.
 
 use super::schema::quote;
-use crate::types::BqType;
+use crate::bq_model::BqType;
 
 /// A GoogleSQL string literal.
 pub fn string_literal(s: &str) -> String {

@@ -7,9 +7,9 @@ use serde_json::Value;
 use super::rest::RestClient;
 use super::schema::{self, quote};
 use super::sql::string_literal;
+use crate::bq_model::{BqField, BqType};
 use crate::sink::{Fence, Prior, SinkError};
 use crate::source::window::{CursorValue, Watermark};
-use crate::types::{BqField, BqType};
 
 pub const STATE_TABLE: &str = "_aurora2bq_state";
 

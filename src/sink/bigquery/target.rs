@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::BigQuerySink;
 use super::error::SinkError;
 use super::schema::{self, quote};
+use crate::bq_model::{BqField, BqType};
 use crate::config::{Partition, SchemaChanges, TableConfig};
-use crate::types::{BqField, BqType};
 
 const DDL_DEADLINE: Duration = Duration::from_secs(600);
 

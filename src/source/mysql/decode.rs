@@ -3,9 +3,9 @@
 //! can apply `zero_dates` and count them.
 
 use super::mapping::MyKind;
+use crate::bq_model::{BIGNUMERIC_SCALE, NUMERIC_SCALE, limits};
 use crate::source::batch::ColumnBuilder;
 use crate::source::decimal_text;
-use crate::types::{BIGNUMERIC_SCALE, NUMERIC_SCALE, limits};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Bad {
@@ -225,7 +225,7 @@ pub fn cursor_int(kind: MyKind, s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::BqType;
+    use crate::bq_model::BqType;
 
     #[test]
     fn dates_times_and_zero_dates() {

@@ -1,10 +1,10 @@
 //! The one BigQuery type for each MySQL type (docs/types.md; MySQL 8.0 semantics, MariaDB
 //! stands in for it in tests), and how each column is selected and decoded.
 
+use crate::bq_model::{BqField, BqType};
 use crate::config::Cast;
 use crate::source::Column;
 use crate::source::plan::PlanError;
-use crate::types::{BqField, BqType};
 
 /// How a value's text (the text protocol) is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ fn scalar(c: &MyColumn) -> Option<(MyKind, BqType)> {
     })
 }
 
-impl crate::source::plan::CatalogColumn for MyColumn {
+impl crate::source::plan::NamedColumn for MyColumn {
     fn name(&self) -> &str {
         &self.name
     }

@@ -10,7 +10,7 @@ use crate::source::SourceError;
 
 /// One column as the catalog describes it.
 #[derive(Debug, Clone)]
-pub struct CatalogColumn {
+pub struct PgColumn {
     pub name: String,
     /// As PostgreSQL prints it, e.g. `numeric(12,2)`, for messages.
     pub declared: String,
@@ -26,7 +26,7 @@ pub struct CatalogColumn {
     pub loose_equality: Option<String>,
 }
 
-impl crate::source::plan::CatalogColumn for CatalogColumn {
+impl crate::source::plan::NamedColumn for PgColumn {
     fn name(&self) -> &str {
         &self.name
     }
@@ -40,7 +40,7 @@ pub struct Catalog {
     pub display_name: String,
     /// What goes after FROM: a relation, or the query as a subselect.
     pub from: String,
-    pub columns: Vec<CatalogColumn>,
+    pub columns: Vec<PgColumn>,
     pub primary_key: Vec<String>,
 }
 
@@ -49,9 +49,9 @@ pub fn quote_ident(s: &str) -> String {
 }
 
 /// The type columns of a row from either catalog query below, from position 1 on.
-fn column(name: String, r: &PgRow) -> CatalogColumn {
+fn column(name: String, r: &PgRow) -> PgColumn {
     let elem: Option<String> = r.get(5);
-    CatalogColumn {
+    PgColumn {
         name,
         declared: r.get(1),
         typname: r.get(2),

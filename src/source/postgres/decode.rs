@@ -2,8 +2,8 @@
 //! or says why the value has no BigQuery counterpart.
 
 use super::numeric::PgNumeric;
+use crate::bq_model::limits;
 use crate::source::batch::ColumnBuilder;
-use crate::types::limits;
 
 /// How a column's bytes are read. The BigQuery type is fixed by the mapping alongside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +186,7 @@ fn fmt_days(days: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::BqType;
+    use crate::bq_model::BqType;
     use arrow_array::{Array, Date32Array, Int64Array, ListArray, StringArray, TimestampMicrosecondArray};
 
     /// An int8[] in PostgreSQL's binary array form.

@@ -1,12 +1,12 @@
 //! The one BigQuery type for each PostgreSQL type (docs/types.md), and how each column is
 //! selected and decoded. Types with no exact binary counterpart are selected as text.
 
-use super::catalog::{CatalogColumn, quote_ident};
+use super::catalog::{PgColumn, quote_ident};
 use super::decode::PgKind;
+use crate::bq_model::{BqField, BqType};
 use crate::config::Cast;
 use crate::source::Column;
 use crate::source::plan::PlanError;
-use crate::types::{BqField, BqType};
 
 /// How one column is read.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ pub fn numeric(typmod: i32) -> (PgKind, BqType) {
 }
 
 /// Plans one column, or says why it cannot be copied.
-pub fn plan(c: &CatalogColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanError> {
+pub fn plan(c: &PgColumn, cast: Option<Cast>) -> Result<ColumnPlan, PlanError> {
     let q = quote_ident(&c.name);
     let field = |ty, repeated| Column {
         name: c.name.clone(),
@@ -194,8 +194,8 @@ mod tests {
         }
     }
 
-    fn col(typname: &str, typtype: &str, elem: Option<&str>) -> CatalogColumn {
-        CatalogColumn {
+    fn col(typname: &str, typtype: &str, elem: Option<&str>) -> PgColumn {
+        PgColumn {
             name: "c".into(),
             declared: typname.into(),
             typname: typname.into(),

@@ -5,8 +5,8 @@
 
 use super::catalog::quote_ident;
 use super::mapping::ColumnPlan;
+use crate::bq_model::BqType;
 use crate::source::window::{CursorValue, Guard, KeyValue, Lower, Watermark, Window, condition, watermark_query};
-use crate::types::BqType;
 
 /// The cursor column's kind of value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! a certificate signed by a throwaway CA: the bundle that holds that CA is accepted, the
 //! public CAs are not, and a server without TLS is refused rather than used in clear.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

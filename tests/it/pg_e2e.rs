@@ -2,7 +2,7 @@
 //! → (authenticating gate) → bqemulator, from a real PostgreSQL table, checked value by
 //! value against the source.
 
-mod common;
+use crate::common;
 
 use common::compare::{Kind, assert_same, bq_rows, source_rows};
 use common::{Landing, PgDb, aurora2bq};

@@ -36,9 +36,9 @@ impl TokenSource for Fixed {
 }
 
 fn batch(i: i64) -> RecordBatch {
-    let schema = aurora2bq::types::arrow_schema(&[aurora2bq::types::BqField {
+    let schema = aurora2bq::bq_model::arrow_schema(&[aurora2bq::bq_model::BqField {
         name: "id".into(),
-        ty: aurora2bq::types::BqType::Int64,
+        ty: aurora2bq::bq_model::BqType::Int64,
         repeated: false,
     }]);
     RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(i * ROWS..(i + 1) * ROWS))]).unwrap()

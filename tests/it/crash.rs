@@ -4,7 +4,7 @@
 //! one completes, and the target must equal the source by key and content, with no
 //! duplicate and no lost row, every time.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 //! the run within 10 s in every phase with nothing committed, and without a signal the run
 //! ends by itself within the configured deadlines, naming what did not answer.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

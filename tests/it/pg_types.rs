@@ -1,7 +1,7 @@
 //! Every PostgreSQL type aurora2bq maps, checked value by value at the Arrow level (and
 //! through bqemulator for the types it supports), and each refusal with its message.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

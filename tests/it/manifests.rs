@@ -146,7 +146,7 @@ fn kustomization_resources_and_generators_exist_and_fit_together() {
         other => panic!("{other:?}"),
     }
     let creds = aurora2bq::auth::credentials::load(&k8s_dir().join(&cred_file)).expect("credential-config.json");
-    let policy = aurora2bq::auth::endpoints::Policy::strict();
+    let policy = aurora2bq::trust::EndpointPolicy::strict();
     aurora2bq::auth::external::ExternalAccount::new(
         creds,
         &policy,

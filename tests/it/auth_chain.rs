@@ -1,17 +1,17 @@
 //! The credential chain against the strict emulator: each misconfiguration is refused the
 //! way Google refuses it, and aurora2bq's error names the link that broke and the fix.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aurora2bq::auth::clock::SystemClock;
 use aurora2bq::auth::credentials;
-use aurora2bq::auth::endpoints::Policy;
 use aurora2bq::auth::external::ExternalAccount;
 use aurora2bq::auth::{AuthError, Link, TokenSource};
 use aurora2bq::retry;
+use aurora2bq::trust::EndpointPolicy;
 use aurora2bq_google_emulator::{KeyChoice, TokenSpec};
 use common::chain::{Chain, SA, good_project};
 
@@ -22,13 +22,13 @@ const FAST: retry::Policy = retry::Policy {
     deadline: Duration::from_secs(10),
 };
 
-fn source(chain: &Chain, policy: Policy) -> Result<ExternalAccount, AuthError> {
+fn source(chain: &Chain, policy: EndpointPolicy) -> Result<ExternalAccount, AuthError> {
     let creds = credentials::load(&chain.cred_path)?;
     Ok(ExternalAccount::new(creds, &policy, reqwest::Client::new(), Arc::new(SystemClock))?.with_retry(FAST))
 }
 
 async fn token(chain: &Chain) -> Result<aurora2bq::auth::AccessToken, AuthError> {
-    source(chain, Policy::new(true, "googleapis.com"))?.token().await
+    source(chain, EndpointPolicy::new(true, "googleapis.com"))?.token().await
 }
 
 #[tokio::test]
@@ -199,7 +199,7 @@ async fn each_misconfiguration_names_its_link_and_fix() {
 #[tokio::test]
 async fn non_google_endpoints_are_refused_outside_development() {
     let chain = Chain::start(good_project()).await;
-    let e = source(&chain, Policy::strict()).err().expect("refused");
+    let e = source(&chain, EndpointPolicy::strict()).err().expect("refused");
     assert_eq!(e.link(), Link::CredentialConfig);
     assert!(e.to_string().contains("token_url"), "{e}");
     assert_eq!(chain.emulator.calls(aurora2bq_google_emulator::Endpoint::Sts), 0, "no token may be sent");

@@ -2,7 +2,7 @@
 //! with soft deletes and newest-cursor-wins, append, the state table, and the options a
 //! target is created with.
 
-mod common;
+use crate::common;
 
 use common::Landing;
 use common::compare::{Kind, assert_same, bq_rows, source_rows};

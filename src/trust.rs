@@ -15,14 +15,14 @@ use url::Url;
 pub const DEFAULT_UNIVERSE: &str = "googleapis.com";
 
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub struct EndpointPolicy {
     /// Development only: also accept http(s) on loopback hosts, e.g. the local emulator.
     pub allow_insecure: bool,
     /// The one Google universe tokens may go to, from aurora2bq's config.
     pub universe: Arc<str>,
 }
 
-impl Policy {
+impl EndpointPolicy {
     pub fn new(allow_insecure: bool, universe: &str) -> Self {
         Self { allow_insecure, universe: universe.into() }
     }
@@ -72,7 +72,7 @@ impl Service {
 
 /// Checks `url` against the policy; the error says which key and why, with any password
 /// in the URL left out.
-pub fn check(policy: &Policy, service: Service, key: &str, url: &str) -> Result<Url, String> {
+pub fn check(policy: &EndpointPolicy, service: Service, key: &str, url: &str) -> Result<Url, String> {
     let shown = redact(url);
     let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -105,7 +105,7 @@ pub fn check(policy: &Policy, service: Service, key: &str, url: &str) -> Result<
 /// Where a subject token is fetched from (`credential_source.url`). Nothing of ours is sent
 /// there, but plain HTTP would let anyone on the path hand us a token, and a URL from a file
 /// must not reach into the network unnoticed: HTTPS, or loopback under the development switch.
-pub fn check_fetch(policy: &Policy, key: &str, url: &str) -> Result<Url, String> {
+pub fn check_fetch(policy: &EndpointPolicy, key: &str, url: &str) -> Result<Url, String> {
     let shown = redact(url);
     let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -185,11 +185,11 @@ fn is_google_host(s: &str, host: &str, universe: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn strict() -> Policy {
-        Policy::strict()
+    fn strict() -> EndpointPolicy {
+        EndpointPolicy::strict()
     }
-    fn dev() -> Policy {
-        Policy::new(true, DEFAULT_UNIVERSE)
+    fn dev() -> EndpointPolicy {
+        EndpointPolicy::new(true, DEFAULT_UNIVERSE)
     }
 
     #[test]
@@ -229,7 +229,7 @@ mod tests {
     fn the_universe_comes_from_our_config_only() {
         let url = "https://sts.example-universe.net/v1/token";
         assert!(check(&strict(), Service::Sts, "token_url", url).is_err());
-        let ours = Policy::new(false, "example-universe.net");
+        let ours = EndpointPolicy::new(false, "example-universe.net");
         assert!(check(&ours, Service::Sts, "token_url", url).is_ok());
         assert!(strict().check_universe(None).is_ok());
         assert!(strict().check_universe(Some("googleapis.com")).is_ok());

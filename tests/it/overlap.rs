@@ -3,7 +3,7 @@
 //! resumed. In every mode A must refuse to commit and say why, the target must equal the
 //! source with nothing lost or doubled, and the watermark must never move back.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

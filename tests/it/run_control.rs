@@ -1,7 +1,7 @@
 //! How a run behaves as a whole: tables in parallel where one failing does not stop the
 //! others, and SIGTERM ending the run within a bounded time with nothing half-committed.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

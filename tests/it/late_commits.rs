@@ -4,7 +4,7 @@
 //! late row, once, in append and merge; an integer (sequence) cursor needs the look-back
 //! set, and then does too.
 
-mod common;
+use crate::common;
 
 use sqlx::{Connection, Executor};
 

@@ -1,19 +1,19 @@
 //! The other ways to obtain a token: subject tokens from a URL or a command, a
 //! service-account key, gcloud's user credentials, and the lookup order of the file.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
 use aurora2bq::auth::clock::SystemClock;
-use aurora2bq::auth::endpoints::Policy;
 use aurora2bq::auth::{self, Link};
 use aurora2bq::retry;
+use aurora2bq::trust::EndpointPolicy;
 use aurora2bq_google_emulator::{Emulator, TokenSpec};
 use common::chain::{Chain, SA, good_project};
 
-fn dev() -> Policy {
-    Policy::new(true, "googleapis.com")
+fn dev() -> EndpointPolicy {
+    EndpointPolicy::new(true, "googleapis.com")
 }
 
 async fn token_from(path: &std::path::Path) -> Result<aurora2bq::auth::AccessToken, aurora2bq::auth::AuthError> {
@@ -111,7 +111,7 @@ async fn key_files_must_name_google_token_endpoints_outside_development() {
     let key = chain.emulator.create_service_account_key(SA);
     let path = chain.dir.path().join("key.json");
     std::fs::write(&path, key.to_string()).unwrap();
-    let strict = Policy::strict();
+    let strict = EndpointPolicy::strict();
     let e = auth::from_file(&path, &strict, retry::Policy::STANDARD, reqwest::Client::new(), Arc::new(SystemClock))
         .err()
         .expect("refused");

@@ -3,7 +3,6 @@
 //! front of bqemulator, and a way to run the real `aurora2bq` binary against them.
 //!
 //! The services come from `scripts/test`, which exports where they are.
-#![allow(dead_code)]
 
 pub mod arrow_text;
 pub mod bq;

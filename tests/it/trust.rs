@@ -3,7 +3,7 @@
 //! proxy (HTTPS_PROXY/HTTP_PROXY) that records the target it was asked for and answers
 //! nothing; a control case shows the tripwire sees a normal config's first call.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,28 @@
 //! and the credential config's audience and service account (wif-spec.md §2–3, §6).
 
 use super::credentials::Impersonation;
-use super::impersonate::GoogleError;
 use super::jwt::{self, Claims};
 use super::{AuthError, Link};
+
+/// The `error` object of a Google API's error body.
+#[derive(serde::Deserialize)]
+pub struct GoogleError {
+    #[serde(default)]
+    pub code: u16,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub details: Vec<serde_json::Value>,
+}
+
+impl GoogleError {
+    /// `reason` of the first `google.rpc.ErrorInfo` detail.
+    pub fn reason(&self) -> Option<&str> {
+        self.details.iter().find_map(|d| d.get("reason").and_then(|r| r.as_str()))
+    }
+}
 
 /// What is known about the chain when a link fails.
 #[derive(Debug, Clone, Default)]

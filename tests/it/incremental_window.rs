@@ -2,7 +2,7 @@
 //! a late commit is caught by the look-back (and lost without it: the trap), rows changed
 //! during a read are picked up by the next, and the database clock bounds the window.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

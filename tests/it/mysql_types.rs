@@ -1,7 +1,7 @@
 //! Every MySQL type aurora2bq maps (MariaDB standing in for Aurora MySQL), checked value by
 //! value at the Arrow level and through bqemulator, zero dates as configured, and refusals.
 
-mod common;
+use crate::common;
 
 use aurora2bq::config::{Engine, TableConfig, ZeroDates};
 use aurora2bq::source::{BatchLimits, SourceError};

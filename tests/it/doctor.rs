@@ -1,7 +1,7 @@
 //! `aurora2bq doctor` against each misconfiguration of the chain, set up in the emulator:
 //! the first failed check must be the broken link, with the fix for it.
 
-mod common;
+use crate::common;
 
 use aurora2bq::doctor::{self, Options, Status};
 use aurora2bq_google_emulator::{KeyChoice, TokenSpec};

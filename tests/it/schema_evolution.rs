@@ -2,7 +2,7 @@
 //! stays (NULL from then on), INT64 widens to NUMERIC, an impossible change stops the table
 //! with what changed and how to proceed, and `schema_changes = "refuse"` stops on any.
 
-mod common;
+use crate::common;
 
 use common::Landing;
 

@@ -2,7 +2,7 @@
 //! network while fresh, the rotated file used at the next refresh, the old token served
 //! while a refresh fails, and recovery once the service answers again.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,9 +11,9 @@ use aurora2bq::auth::TokenSource;
 use aurora2bq::auth::cache::CachedTokenSource;
 use aurora2bq::auth::clock::ManualClock;
 use aurora2bq::auth::credentials;
-use aurora2bq::auth::endpoints::Policy;
 use aurora2bq::auth::external::ExternalAccount;
 use aurora2bq::retry;
+use aurora2bq::trust::EndpointPolicy;
 use aurora2bq_google_emulator::{Endpoint, Fault, TokenSpec};
 use common::chain::{Chain, good_project};
 
@@ -27,9 +27,14 @@ const FAST: retry::Policy = retry::Policy {
 fn cached(chain: &Chain) -> (Arc<CachedTokenSource>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let creds = credentials::load(&chain.cred_path).unwrap();
-    let ext = ExternalAccount::new(creds, &Policy::new(true, "googleapis.com"), reqwest::Client::new(), clock.clone())
-        .unwrap()
-        .with_retry(FAST);
+    let ext = ExternalAccount::new(
+        creds,
+        &EndpointPolicy::new(true, "googleapis.com"),
+        reqwest::Client::new(),
+        clock.clone(),
+    )
+    .unwrap()
+    .with_retry(FAST);
     (Arc::new(CachedTokenSource::new(Arc::new(ext), clock.clone())), clock)
 }
 

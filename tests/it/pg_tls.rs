@@ -2,7 +2,7 @@
 //! RDS bundle): the server's certificate is accepted when the bundle vouches for it and
 //! the host name matches, and refused otherwise.
 
-mod common;
+use crate::common;
 
 use aurora2bq::config::{Engine, TableConfig, ZeroDates};
 use aurora2bq::source::{self, BatchLimits};

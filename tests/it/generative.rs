@@ -1,10 +1,8 @@
 //! The generative differential test on both engines (see `draw/mod.rs`). CI runs a fixed
 //! budget of draws from fixed seeds; `scripts/fuzz` runs more from a random seed.
 
-mod common;
-mod draw;
-
-use draw::types::Eng;
+use crate::draw;
+use crate::draw::types::Eng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_postgres_tables_land_exactly() {
