@@ -4,23 +4,16 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aurora2bq::auth::clock::SystemClock;
 use aurora2bq::auth::credentials;
 use aurora2bq::auth::external::ExternalAccount;
 use aurora2bq::auth::{AuthError, Link, TokenSource};
-use aurora2bq::retry;
 use aurora2bq::trust::EndpointPolicy;
 use aurora2bq_google_emulator::{KeyChoice, TokenSpec};
 use common::chain::{Chain, SA, good_project};
 
-const FAST: retry::Policy = retry::Policy {
-    initial_delay: Duration::from_millis(5),
-    max_delay: Duration::from_millis(20),
-    max_attempts: 3,
-    deadline: Duration::from_secs(10),
-};
+use crate::common::FAST_RETRY as FAST;
 
 fn source(chain: &Chain, policy: EndpointPolicy) -> Result<ExternalAccount, AuthError> {
     let creds = credentials::load(&chain.cred_path)?;

@@ -8,16 +8,10 @@ use std::time::{Duration, Instant};
 
 use aurora2bq::auth::{self, AuthError, Link};
 use aurora2bq::config::{CredentialsFrom, GoogleConfig};
-use aurora2bq::retry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const FAST: retry::Policy = retry::Policy {
-    initial_delay: Duration::from_millis(10),
-    max_delay: Duration::from_millis(50),
-    max_attempts: 3,
-    deadline: Duration::from_secs(30),
-};
+use crate::common::FAST_RETRY as FAST;
 
 #[derive(Clone, Copy)]
 enum Misbehaviour {

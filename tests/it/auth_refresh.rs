@@ -12,17 +12,11 @@ use aurora2bq::auth::cache::CachedTokenSource;
 use aurora2bq::auth::clock::ManualClock;
 use aurora2bq::auth::credentials;
 use aurora2bq::auth::external::ExternalAccount;
-use aurora2bq::retry;
 use aurora2bq::trust::EndpointPolicy;
 use aurora2bq_google_emulator::{Endpoint, Fault, TokenSpec};
 use common::chain::{Chain, good_project};
 
-const FAST: retry::Policy = retry::Policy {
-    initial_delay: Duration::from_millis(5),
-    max_delay: Duration::from_millis(20),
-    max_attempts: 3,
-    deadline: Duration::from_secs(10),
-};
+use crate::common::FAST_RETRY as FAST;
 
 fn cached(chain: &Chain) -> (Arc<CachedTokenSource>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(SystemTime::now()));

@@ -6,6 +6,7 @@
 mod common;
 mod draw;
 
+mod architecture;
 mod auth_chain;
 mod auth_faults;
 mod auth_refresh;

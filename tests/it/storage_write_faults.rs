@@ -2,13 +2,9 @@
 //! fault ends in all rows stored exactly once; every permanent one in a prompt, clear error.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Int64Array, RecordBatch};
-use async_trait::async_trait;
-use aurora2bq::auth::{AccessToken, AuthError, TokenSource};
-use aurora2bq::retry::Policy;
-use aurora2bq::secret::Secret;
 use aurora2bq::sink::SinkError;
 use aurora2bq::sink::bigquery::encode::{batch_bytes, schema_bytes};
 use aurora2bq::sink::bigquery::write::{AppendStream, WriteClient};
@@ -19,21 +15,7 @@ use tonic::Code;
 const TABLE: &str = "projects/p/datasets/d/tables/t";
 const BATCHES: i64 = 6;
 const ROWS: i64 = 100;
-const FAST: Policy = Policy {
-    initial_delay: Duration::from_millis(10),
-    max_delay: Duration::from_millis(50),
-    max_attempts: 4,
-    deadline: Duration::from_secs(20),
-};
-
-struct Fixed;
-
-#[async_trait]
-impl TokenSource for Fixed {
-    async fn token(&self) -> Result<AccessToken, AuthError> {
-        Ok(AccessToken { token: Secret::new("test-token"), expires_at: SystemTime::now() + Duration::from_secs(3600) })
-    }
-}
+use crate::common::FAST_RETRY as FAST;
 
 fn batch(i: i64) -> RecordBatch {
     let schema = aurora2bq::bq_model::arrow_schema(&[aurora2bq::bq_model::BqField {
@@ -46,7 +28,8 @@ fn batch(i: i64) -> RecordBatch {
 
 /// Writes BATCHES batches through `url`, then finalizes and commits.
 async fn write_all(url: &str) -> Result<(), SinkError> {
-    let client = WriteClient::new(&url::Url::parse(url).unwrap(), Arc::new(Fixed))?.with_retry(FAST);
+    let client =
+        WriteClient::new(&url::Url::parse(url).unwrap(), Arc::new(crate::common::FixedToken))?.with_retry(FAST);
     let name = client.create_pending_stream(TABLE).await?;
     let schema = bytes::Bytes::from(schema_bytes(&batch(0).schema()));
     let mut stream = AppendStream::start(client.clone(), name.clone(), schema, 2);

@@ -15,6 +15,29 @@ use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
 
+/// A retry policy with the production shape and test-sized waits: bounded tests of retries
+/// finish in milliseconds.
+pub const FAST_RETRY: aurora2bq::retry::Policy = aurora2bq::retry::Policy {
+    initial_delay: Duration::from_millis(10),
+    max_delay: Duration::from_millis(50),
+    max_attempts: 4,
+    deadline: Duration::from_secs(30),
+};
+
+/// A token source that always hands out the same token, for servers that only check that
+/// one is sent.
+pub struct FixedToken;
+
+#[async_trait::async_trait]
+impl aurora2bq::auth::TokenSource for FixedToken {
+    async fn token(&self) -> Result<aurora2bq::auth::AccessToken, aurora2bq::auth::AuthError> {
+        Ok(aurora2bq::auth::AccessToken {
+            token: aurora2bq::secret::Secret::new("test-token"),
+            expires_at: std::time::SystemTime::now() + Duration::from_secs(3600),
+        })
+    }
+}
+
 pub fn env_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the integration tests through scripts/test, which starts the services they need")
