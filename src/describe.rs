@@ -1,5 +1,27 @@
-//! Errors in words a user can act on: an error and its causes on one line, with library
-//! wording said plainly.
+//! Errors in words a user can act on: every error enum says what is wrong and, apart, what
+//! to do ([`Diagnosis`]); an error and its causes fit on one line, with library wording said
+//! plainly.
+
+use std::fmt;
+
+/// The one shape of an error here: the problem, and the fix when one is known. Each module's
+/// error enum implements it and prints itself with [`render`], so a run's log and `doctor`
+/// show the same words, and `doctor` prints each fix once, on its own line.
+pub trait Diagnosis {
+    /// What is wrong, without the fix.
+    fn problem(&self) -> String;
+    /// What to do about it, when that is known.
+    fn fix(&self) -> Option<String>;
+}
+
+/// The Display of a [`Diagnosis`]: the problem, then `fix:` on its own line.
+pub fn render(d: &dyn Diagnosis, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(&d.problem())?;
+    match d.fix() {
+        Some(fix) => write!(f, "\n  fix: {fix}"),
+        None => Ok(()),
+    }
+}
 
 /// Whether an error text says the connection was refused.
 pub fn is_refused(detail: &str) -> bool {

@@ -28,6 +28,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::config::{CredentialsFrom, GoogleConfig};
+use crate::describe::Diagnosis;
 use crate::secret::Secret;
 
 /// The scope requested for BigQuery work: cloud-platform covers BigQuery REST, the Storage
@@ -80,15 +81,48 @@ impl Link {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// A failure of one link of the chain: the problem, and apart from it the fix ([`Diagnosis`]).
+#[derive(Debug)]
 pub enum AuthError {
     /// A permanent failure of one link, with what is wrong and how to fix it.
-    #[error("{} failed: {problem}{}", link.name(), fix.as_ref().map(|f| format!("\n  fix: {f}")).unwrap_or_default())]
     Broken { link: Link, problem: String, fix: Option<String> },
     /// A failure that may pass (network, 5xx, 429); retried before it is reported.
-    #[error("{} failed: {problem} (temporary; retried {attempts} times)", link.name())]
     Transient { link: Link, problem: String, attempts: u32 },
 }
+
+impl Diagnosis for AuthError {
+    fn problem(&self) -> String {
+        match self {
+            AuthError::Broken { link, problem, .. } => format!("{} failed: {problem}", link.name()),
+            AuthError::Transient { link, problem, attempts } => {
+                format!("{} failed: {problem} (temporary; retried {attempts} times)", link.name())
+            }
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            AuthError::Broken { fix, .. } => fix.clone(),
+            AuthError::Transient { link, .. } => Some(format!(
+                "a network or service failure: check that the pod can reach {} over HTTPS (NAT or proxy in private \
+                 subnets), then retry",
+                match link {
+                    Link::OauthToken => "oauth2.googleapis.com",
+                    Link::Impersonation => "iamcredentials.googleapis.com",
+                    _ => "sts.googleapis.com and iamcredentials.googleapis.com",
+                }
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::describe::render(self, f)
+    }
+}
+
+impl std::error::Error for AuthError {}
 
 impl AuthError {
     pub fn broken(link: Link, problem: impl Into<String>, fix: Option<String>) -> Self {

@@ -52,8 +52,10 @@ pub struct Config {
     pub tables: Vec<TableConfig>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Engine {
+    #[serde(alias = "postgresql")]
     Postgres,
     Mysql,
 }
@@ -63,6 +65,14 @@ impl Engine {
         match self {
             Engine::Postgres => "postgres",
             Engine::Mysql => "mysql",
+        }
+    }
+
+    /// The engine's name as its makers write it, for messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "PostgreSQL",
+            Engine::Mysql => "MySQL",
         }
     }
 }
@@ -89,7 +99,8 @@ pub struct SourceConfig {
     pub zero_dates: ZeroDates,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ZeroDates {
     /// Stop the table with an error naming the column and row.
     Error,

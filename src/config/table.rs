@@ -12,7 +12,9 @@ pub enum TableSource {
 }
 
 /// How rows reach the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Spelled in the config as serde writes the variant (`full_refresh`, `append`, `merge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LoadMode {
     /// Every row, every run; the target is replaced atomically.
     FullRefresh,
@@ -22,10 +24,19 @@ pub enum LoadMode {
     Merge,
 }
 
+impl LoadMode {
+    /// The mode as the config spells it (serde's spelling, so it is written once).
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+}
+
 /// A per-column override of the type mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Cast {
     /// Read the column as the database's text form; STRING in BigQuery.
+    #[serde(alias = "string")]
     Text,
     /// Force NUMERIC (a value that does not fit is an error).
     Numeric,
@@ -51,7 +62,8 @@ impl Partition {
 }
 
 /// What to do when the source's columns no longer match the target's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SchemaChanges {
     /// Add new columns, keep dropped ones (NULL from now on), apply allowed widenings.
     Evolve,

@@ -32,6 +32,15 @@ impl Ctx<'_> {
     }
 
     /// A positive number within `range`, else an error naming the key.
+    /// One of the enumerations the config offers, parsed by the enum's own serde spelling;
+    /// anything else names the key, its line and the choices.
+    pub fn choice<T: serde::de::DeserializeOwned>(&self, v: &Spanned<String>, key: &str) -> Result<T, ConfigError> {
+        use serde::de::IntoDeserializer;
+        let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            v.get_ref().as_str().into_deserializer();
+        T::deserialize(de).map_err(|e| self.err(v.span(), key, format!("{:?}: {e}", v.get_ref())))
+    }
+
     pub fn bounded(
         &self,
         v: &Option<Spanned<u64>>,
@@ -65,17 +74,7 @@ pub fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Confi
 fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError> {
     let span = raw.span();
     let raw = raw.into_inner();
-    let engine = match raw.engine.get_ref().as_str() {
-        "postgres" | "postgresql" => Engine::Postgres,
-        "mysql" => Engine::Mysql,
-        other => {
-            return Err(cx.err(
-                raw.engine.span(),
-                "source.engine",
-                format!("unknown engine {other:?}: use \"postgres\" or \"mysql\""),
-            ));
-        }
-    };
+    let engine = cx.choice(&raw.engine, "source.engine")?;
     let url = match (raw.url_env, raw.url_file) {
         (Some(env), None) => {
             let name = env.get_ref();
@@ -109,12 +108,9 @@ fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError
         cx.bounded(&raw.statement_timeout_seconds, "source.statement_timeout_seconds", 0, 0..86_401)?;
     let connect_timeout = cx.bounded(&raw.connect_timeout_seconds, "source.connect_timeout_seconds", 30, 1..601)?;
     let ca_file = raw.ca_file.map(|f| non_empty_path(cx, &f, "source.ca_file")).transpose()?;
-    let zero_dates = match raw.zero_dates.as_ref().map(|z| (z.get_ref().as_str(), z.span())) {
-        None | Some(("error", _)) => ZeroDates::Error,
-        Some(("null", _)) => ZeroDates::Null,
-        Some((other, span)) => {
-            return Err(cx.err(span, "source.zero_dates", format!("{other:?}: use \"error\" or \"null\"")));
-        }
+    let zero_dates = match &raw.zero_dates {
+        Some(z) => cx.choice(z, "source.zero_dates")?,
+        None => ZeroDates::Error,
     };
     Ok(SourceConfig {
         engine,

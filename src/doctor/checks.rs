@@ -10,9 +10,10 @@ use super::Options;
 use super::report::{Check, Report, Status};
 use crate::auth::{AccessToken, AuthError, TokenSource};
 use crate::config::{Config, GoogleConfig};
+use crate::describe::Diagnosis;
 use crate::sink::SinkError;
 use crate::sink::bigquery::BigQuerySink;
-use crate::source::{self, BatchLimits, SourceError};
+use crate::source::{self, BatchLimits};
 
 pub struct Doctor {
     pub(super) options: Options,
@@ -30,18 +31,14 @@ impl TokenSource for Fixed {
     }
 }
 
+/// A link's failure for its check: the link is the check's name, so the problem is the
+/// error's own words after it.
 pub(super) fn auth_failure(e: &AuthError) -> (String, Option<String>) {
-    match e {
-        AuthError::Broken { problem, fix, .. } => (problem.clone(), fix.clone()),
-        AuthError::Transient { .. } => (
-            e.to_string(),
-            Some(
-                "a network or service failure: check that the pod can reach sts.googleapis.com and \
-                  iamcredentials.googleapis.com over HTTPS (NAT or proxy in private subnets), then retry"
-                    .into(),
-            ),
-        ),
-    }
+    let problem = match e {
+        AuthError::Broken { problem, .. } => problem.clone(),
+        AuthError::Transient { .. } => e.problem(),
+    };
+    (problem, e.fix())
 }
 
 pub(super) fn minutes_until(t: SystemTime) -> String {
@@ -204,10 +201,7 @@ impl Doctor {
         .await;
         match result {
             Ok(details) => self.push(Check::ok(name, details)),
-            Err(e) => {
-                let (problem, fix) = e.problem_and_fix();
-                self.push(Check::failed(name, vec![ds], problem, fix))
-            }
+            Err(e) => self.push(Check::failed(name, vec![ds], e.problem(), e.fix())),
         };
     }
 
@@ -217,8 +211,7 @@ impl Doctor {
         let src = match source::connect(&cfg.source, limits).await {
             Ok(s) => s,
             Err(e) => {
-                let fix = source_fix(&e, cfg.source.engine);
-                self.push(Check::failed(name, vec![], source_problem(&e), fix));
+                self.push(Check::failed(name, vec![], e.problem(), e.fix()));
                 return;
             }
         };
@@ -235,55 +228,11 @@ impl Doctor {
                     details.push(format!("{}: {} columns, {key}", s.display_name, s.columns.len()));
                 }
                 Err(e) => {
-                    let fix = source_fix(&e, cfg.source.engine);
-                    self.push(Check::failed(name, details, source_problem(&e), fix));
+                    self.push(Check::failed(name, details, e.problem(), e.fix()));
                     return;
                 }
             }
         }
         self.push(Check::ok(name, details));
     }
-}
-
-fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    crate::describe::error_chain(e)
-}
-
-/// What is wrong, without the fix the error's own text carries (the fix has its own line).
-fn source_problem(e: &SourceError) -> String {
-    match e {
-        SourceError::NoSelect { table, user } => format!("{table}: the user {user} has no SELECT privilege"),
-        SourceError::Unsupported { table, column, ty } => format!("{table}.{column}: type {ty} is not supported"),
-        SourceError::Refused { table, problem, .. } => format!("{table}: {problem}"),
-        other => error_text(other),
-    }
-}
-
-fn source_fix(e: &SourceError, engine: crate::config::Engine) -> Option<String> {
-    Some(match e {
-        SourceError::Url(_) => {
-            "set the connection URL in the variable or file that source.url_env / url_file names".into()
-        }
-        SourceError::Connect { .. } => "check host, port, user and password in the URL, that the pod's security \
-            group may reach the cluster, and ca_file if TLS is required"
-            .into(),
-        SourceError::NotFound { table } => match engine {
-            crate::config::Engine::Postgres => format!(
-                "fix `tables[].source` ({table}), or let the user see the schema: GRANT USAGE ON SCHEMA <schema> TO \
-                 <user>;"
-            ),
-            crate::config::Engine::Mysql => format!(
-                "fix `tables[].source` ({table}, as database.table); MySQL lists only tables the user holds a \
-                 privilege on: GRANT SELECT ON <database>.<table> TO '<user>'@'<host>';"
-            ),
-        },
-        SourceError::NoSelect { table, user } => format!("GRANT SELECT ON {table} TO {user};"),
-        SourceError::Refused { fix, .. } => fix.clone(),
-        SourceError::Unsupported { column, .. } => {
-            format!(
-                "exclude the column (`exclude_columns = [\"{column}\"]`) or read it as text (`cast = {{ {column} = \"text\" }}`)"
-            )
-        }
-        _ => return None,
-    })
 }

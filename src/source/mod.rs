@@ -17,53 +17,122 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::bq_model::BqField;
-use crate::config::{SourceConfig, TableConfig};
+use crate::config::{Engine, SourceConfig, TableConfig};
+use crate::describe::Diagnosis;
 
-#[derive(Debug, thiserror::Error)]
+/// A source failure: the problem, and apart from it the fix ([`Diagnosis`]).
+#[derive(Debug)]
 pub enum SourceError {
-    #[error("cannot read the source connection URL: {0}")]
     Url(String),
-    #[error("cannot connect to {engine} at {target}{hint}")]
     Connect {
-        engine: &'static str,
+        engine: Engine,
         target: String,
-        /// What to do about a TLS failure, whose own text is terse; empty otherwise.
-        hint: &'static str,
-        #[source]
         source: sqlx::Error,
     },
-    #[error("{table}: {what}")]
     Query {
         table: String,
         what: &'static str,
-        #[source]
         source: sqlx::Error,
     },
-    #[error(
-        "{table}: table not found or not visible to this user; check the name in the config \
-         (`tables[].source`) and that the user can see the schema"
-    )]
-    NotFound { table: String },
-    #[error("{table}: the user {user:?} has no SELECT privilege; grant it with: GRANT SELECT ON {table} TO {user};")]
-    NoSelect { table: String, user: String },
-    #[error(
-        "{table}.{column}: type {ty} is not supported; exclude the column \
-         (`exclude_columns = [\"{column}\"]` under this table) or cast it \
-         (`cast = {{ {column} = \"text\" }}`)"
-    )]
-    Unsupported { table: String, column: String, ty: String },
-    #[error("{table}.{column}, row with key {key}: {detail}")]
-    Value { table: String, column: String, key: String, detail: String },
-    #[error("{table}: {detail}")]
-    Protocol { table: String, detail: String },
-    #[error("{table}: the run stopped while rows were being read")]
-    Cancelled { table: String },
-    #[error("{table}: {detail}")]
-    Config { table: String, detail: String },
+    /// The table is not there, or the user cannot see it.
+    NotFound {
+        table: String,
+        engine: Engine,
+    },
+    NoSelect {
+        table: String,
+        user: String,
+    },
+    Unsupported {
+        table: String,
+        column: String,
+        ty: String,
+    },
+    /// A value that cannot be carried exactly; `detail` names the way around it.
+    Value {
+        table: String,
+        column: String,
+        key: String,
+        detail: String,
+    },
+    /// The database's answer broke the wire protocol as we read it.
+    Protocol {
+        table: String,
+        detail: String,
+    },
+    Cancelled {
+        table: String,
+    },
+    /// The table's configuration does not fit the source table.
+    Config {
+        table: String,
+        detail: String,
+    },
     /// The data cannot be loaded exactly once as configured; nothing was read.
-    #[error("{table}: {problem}\n  fix: {fix}")]
-    Refused { table: String, problem: String, fix: String },
+    Refused {
+        table: String,
+        problem: String,
+        fix: String,
+    },
 }
+
+impl Diagnosis for SourceError {
+    fn problem(&self) -> String {
+        use SourceError::*;
+        let chain = crate::describe::error_chain;
+        match self {
+            Url(detail) => format!("cannot read the source connection URL: {detail}"),
+            Connect { engine, target, source } => {
+                format!("cannot connect to {} at {target}: {}", engine.display_name(), chain(source))
+            }
+            Query { table, what, source } => format!("{table}: {what}: {}", chain(source)),
+            NotFound { table, .. } => format!("{table}: table not found or not visible to this user"),
+            NoSelect { table, user } => format!("{table}: the user {user:?} has no SELECT privilege"),
+            Unsupported { table, column, ty } => format!("{table}.{column}: type {ty} is not supported"),
+            Value { table, column, key, detail } => format!("{table}.{column}, row with key {key}: {detail}"),
+            Protocol { table, detail } | Config { table, detail } => format!("{table}: {detail}"),
+            Cancelled { table } => format!("{table}: the run stopped while rows were being read"),
+            Refused { table, problem, .. } => format!("{table}: {problem}"),
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        use SourceError::*;
+        Some(match self {
+            Url(_) => "set the connection URL in the variable or file that source.url_env / url_file names".into(),
+            Connect { source, .. } => tls_fix(&crate::describe::error_chain(source))
+                .unwrap_or(
+                    "check host, port, user and password in the URL, that the pod's security group may reach the \
+                 cluster, and source.ca_file if TLS is required",
+                )
+                .into(),
+            NotFound { table, engine: Engine::Postgres } => format!(
+                "check `tables[].source` ({table}), and that the user can see the schema: GRANT USAGE ON SCHEMA \
+                 <schema> TO <user>;"
+            ),
+            NotFound { table, engine: Engine::Mysql } => format!(
+                "check `tables[].source` ({table}, as database.table); MySQL lists only tables the user holds a \
+                 privilege on: GRANT SELECT ON <database>.<table> TO '<user>'@'<host>';"
+            ),
+            NoSelect { table, user } => format!("GRANT SELECT ON {table} TO {user};"),
+            Unsupported { column, .. } => format!(
+                "exclude the column (`exclude_columns = [\"{column}\"]` under this table) or read it as text \
+                 (`cast = {{ {column} = \"text\" }}`)"
+            ),
+            Refused { fix, .. } => fix.clone(),
+            Query { .. } | Value { .. } | Protocol { .. } | Cancelled { .. } | Config { .. } => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::describe::render(self, f)
+    }
+}
+
+// The causes are part of `problem`, so a chain printer does not repeat them after the fix.
+impl std::error::Error for SourceError {}
 
 /// The most one row may take in the source's own encoding: a Storage Write request carries
 /// at most 10 MB, and a row cannot be split across requests.
@@ -96,29 +165,22 @@ pub(crate) fn row_too_large(table: &str, column: &str, key: String, bytes: usize
     }
 }
 
-impl SourceError {
-    pub(crate) fn connect(engine: &'static str, target: String, source: sqlx::Error) -> SourceError {
-        let hint = tls_hint(&crate::describe::error_chain(&source));
-        SourceError::Connect { engine, target, hint, source }
-    }
-}
-
 /// The fix for the TLS failures rustls reports tersely (by variant name or a short phrase).
-fn tls_hint(cause: &str) -> &'static str {
+fn tls_fix(cause: &str) -> Option<&'static str> {
     let cause = cause.to_lowercase().replace(' ', "");
-    if cause.contains("unknownissuer") || cause.contains("badsignature") {
-        " (the server's certificate is not signed by a CA in source.ca_file; for Aurora use the RDS bundle, \
-         https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)"
+    Some(if cause.contains("unknownissuer") || cause.contains("badsignature") {
+        "the server's certificate is not signed by a CA in source.ca_file; for Aurora use the RDS bundle, \
+         https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
     } else if cause.contains("notvalidforname") {
-        " (the URL's host is not a name on the server's certificate; connect by the cluster endpoint's DNS name, \
-         not an IP address or a CNAME of your own)"
+        "the URL's host is not a name on the server's certificate; connect by the cluster endpoint's DNS name, \
+         not an IP address or a CNAME of your own"
     } else if cause.contains("invalidpeercertificate") && cause.contains("expired") {
-        " (the server's certificate has expired, or this machine's clock is wrong)"
+        "the server's certificate has expired, or this machine's clock is wrong"
     } else if cause.contains("doesnotsupporttls") {
-        " (source.ca_file requires TLS but the server offers none: enable TLS on the server, or remove ca_file)"
+        "source.ca_file requires TLS but the server offers none: enable TLS on the server, or remove ca_file"
     } else {
-        ""
-    }
+        return None;
+    })
 }
 
 /// One source column and its BigQuery counterpart.

@@ -55,14 +55,46 @@ fn is_reserved_target(target: &str) -> bool {
 }
 
 /// One entry, and the span of its target (or what the target was derived from).
-fn table(
+fn table(cx: &Ctx, engine: Engine, i: usize, span: Span, t: RawTable) -> Result<(TableConfig, Span), ConfigError> {
+    let key = |k: &str| format!("tables[{i}].{k}");
+    let (source, target, target_span) = source_and_target(cx, engine, &key, span.clone(), &t)?;
+    let (mode, cursor, lookback) = mode_and_window(cx, &key, span.clone(), &t)?;
+    let (rename, casts) = column_options(cx, &key, &t)?;
+    let parallel_chunks = parallel_chunks(cx, engine, &key, &t)?;
+    let soft_delete_column = t.soft_delete_column.clone().map(|s| s.into_inner());
+    let keys_as_bytes = t.keys_as_bytes.as_ref().is_some_and(|b| *b.get_ref());
+    let (key_columns, columns, exclude_columns) = (t.key.clone(), t.columns.clone(), t.exclude_columns.clone());
+    let (target_options, schema_changes) = target_options(cx, &key, span, t, mode, cursor.as_deref())?;
+    let config = TableConfig {
+        source,
+        target,
+        mode,
+        cursor,
+        lookback,
+        key: key_columns,
+        soft_delete_column,
+        keys_as_bytes,
+        rename,
+        columns,
+        exclude_columns,
+        casts,
+        parallel_chunks,
+        target_options,
+        schema_changes,
+    };
+    Ok((config, target_span))
+}
+
+type Span = std::ops::Range<usize>;
+
+/// Where the rows come from (a table or a query) and the target's name.
+fn source_and_target(
     cx: &Ctx,
     engine: Engine,
-    i: usize,
-    span: std::ops::Range<usize>,
-    t: RawTable,
-) -> Result<(TableConfig, std::ops::Range<usize>), ConfigError> {
-    let key = |k: &str| format!("tables[{i}].{k}");
+    key: &dyn Fn(&str) -> String,
+    span: Span,
+    t: &RawTable,
+) -> Result<(TableSource, String, Span), ConfigError> {
     let (source, default_target, target_span) = match (&t.source, &t.query) {
         (Some(s), None) => {
             let (schema, name) = split_source(s.get_ref()).ok_or_else(|| {
@@ -124,13 +156,19 @@ fn table(
             ),
         ));
     }
-    let mode = match t.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-        None | Some(("full_refresh", _)) => LoadMode::FullRefresh,
-        Some(("append", _)) => LoadMode::Append,
-        Some(("merge", _)) => LoadMode::Merge,
-        Some((other, s)) => {
-            return Err(cx.err(s, &key("mode"), format!("{other:?}: use \"full_refresh\", \"append\" or \"merge\"")));
-        }
+    Ok((source, target, target_span))
+}
+
+/// The load mode, the cursor and the look-back, and the options that only some modes take.
+fn mode_and_window(
+    cx: &Ctx,
+    key: &dyn Fn(&str) -> String,
+    span: Span,
+    t: &RawTable,
+) -> Result<(LoadMode, Option<String>, Option<i64>), ConfigError> {
+    let mode = match &t.mode {
+        Some(m) => cx.choice(m, &key("mode"))?,
+        None => LoadMode::FullRefresh,
     };
     let cursor = t.cursor.as_ref().map(|c| c.get_ref().clone());
     if mode != LoadMode::FullRefresh && cursor.is_none() {
@@ -168,6 +206,15 @@ fn table(
     {
         return Err(cx.err(b.span(), &key("keys_as_bytes"), "applies to mode = \"merge\" only"));
     }
+    Ok((mode, cursor, lookback))
+}
+
+/// Renamed and cast columns.
+fn column_options(
+    cx: &Ctx,
+    key: &dyn Fn(&str) -> String,
+    t: &RawTable,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, Cast>), ConfigError> {
     let mut rename = BTreeMap::new();
     for (col, to) in &t.rename {
         if let Some(why) = crate::bq_model::column_name_problem(to.get_ref()) {
@@ -181,21 +228,14 @@ fn table(
     }
     let mut casts = BTreeMap::new();
     for (col, to) in &t.cast {
-        let cast = match to.get_ref().as_str() {
-            "text" | "string" => Cast::Text,
-            "numeric" => Cast::Numeric,
-            "bignumeric" => Cast::BigNumeric,
-            other => {
-                return Err(cx.err(
-                    to.span(),
-                    &key(&format!("cast.{col}")),
-                    format!("{other:?}: use \"text\", \"numeric\" or \"bignumeric\""),
-                ));
-            }
-        };
+        let cast = cx.choice(to, &key(&format!("cast.{col}")))?;
         casts.insert(col.clone(), cast);
     }
-    let parallel_chunks = match &t.parallel_chunks {
+    Ok((rename, casts))
+}
+
+fn parallel_chunks(cx: &Ctx, engine: Engine, key: &dyn Fn(&str) -> String, t: &RawTable) -> Result<usize, ConfigError> {
+    Ok(match &t.parallel_chunks {
         None => 1,
         Some(p) if (1..=32).contains(p.get_ref()) => {
             if engine == Engine::Mysql && *p.get_ref() > 1 {
@@ -208,7 +248,18 @@ fn table(
             *p.get_ref() as usize
         }
         Some(p) => return Err(cx.err(p.span(), &key("parallel_chunks"), "use 1 to 32")),
-    };
+    })
+}
+
+/// What aurora2bq sets when it creates the target, and what it does when the source changes.
+fn target_options(
+    cx: &Ctx,
+    key: &dyn Fn(&str) -> String,
+    span: Span,
+    t: RawTable,
+    mode: LoadMode,
+    cursor: Option<&str>,
+) -> Result<(TargetOptions, SchemaChanges), ConfigError> {
     let partition = match t.partition {
         None => None,
         Some(p) => {
@@ -239,7 +290,7 @@ fn table(
             })
         }
     };
-    if let (LoadMode::Merge, Some(p), Some(c)) = (mode, &partition, &cursor)
+    if let (LoadMode::Merge, Some(p), Some(c)) = (mode, &partition, cursor)
         && p.column() == c
     {
         return Err(cx.err(
@@ -250,12 +301,9 @@ fn table(
                  change (e.g. created_at)",
         ));
     }
-    let schema_changes = match t.schema_changes.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
-        None | Some(("evolve", _)) => SchemaChanges::Evolve,
-        Some(("refuse", _)) => SchemaChanges::Refuse,
-        Some((other, s)) => {
-            return Err(cx.err(s, &key("schema_changes"), format!("{other:?}: use \"evolve\" or \"refuse\"")));
-        }
+    let schema_changes = match &t.schema_changes {
+        Some(v) => cx.choice(v, &key("schema_changes"))?,
+        None => SchemaChanges::Evolve,
     };
     let target_options = TargetOptions {
         partition,
@@ -267,24 +315,7 @@ fn table(
     if target_options.cluster_by.len() > 4 {
         return Err(cx.err(span.clone(), &key("cluster_by"), "BigQuery clusters by at most 4 columns"));
     }
-    let config = TableConfig {
-        source,
-        target,
-        mode,
-        cursor,
-        lookback,
-        key: t.key,
-        soft_delete_column: t.soft_delete_column.map(|s| s.into_inner()),
-        keys_as_bytes: t.keys_as_bytes.is_some_and(|b| *b.get_ref()),
-        rename,
-        columns: t.columns,
-        exclude_columns: t.exclude_columns,
-        casts,
-        parallel_chunks,
-        target_options,
-        schema_changes,
-    };
-    Ok((config, target_span))
+    Ok((target_options, schema_changes))
 }
 
 /// `table` or `schema.table`; each part non-empty, no quoting games.

@@ -196,12 +196,11 @@ impl BigQueryLoad {
         failpoint::hit("before-finalize");
         let finalized = self.sink.write.finalize(&name).await?;
         if outcome.rows != self.rows_sent || finalized != self.rows_sent {
-            return Err(SinkError::Schema {
+            return Err(SinkError::RowCount {
                 table: self.table.target.clone(),
-                detail: format!(
-                    "row count mismatch: {} sent, {} acknowledged, {} in the finalized stream; nothing was committed",
-                    self.rows_sent, outcome.rows, finalized
-                ),
+                sent: self.rows_sent,
+                acknowledged: outcome.rows,
+                finalized,
             });
         }
         failpoint::hit("before-staging-commit");
@@ -224,11 +223,7 @@ impl BigQueryLoad {
         let record = Record {
             target: &self.table.target,
             source: &self.source_name,
-            mode: match self.table.mode {
-                LoadMode::FullRefresh => "full_refresh",
-                LoadMode::Append => "append",
-                LoadMode::Merge => "merge",
-            },
+            mode: &self.table.mode.name(),
             watermark: watermark.as_ref(),
             run_id: &self.sink.run_id,
             rows: self.rows_sent,

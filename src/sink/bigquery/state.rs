@@ -84,7 +84,7 @@ impl StateStore<'_> {
         let fence = Fence(row.get(1).and_then(Value::as_str).map(str::to_owned));
         let watermark = match row.first() {
             Some(Value::String(json)) => {
-                Some(Watermark::from_json(json).map_err(|detail| SinkError::Schema { table: target.into(), detail })?)
+                Some(Watermark::from_json(json).map_err(|detail| SinkError::State { table: target.into(), detail })?)
             }
             _ => None,
         };

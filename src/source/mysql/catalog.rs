@@ -112,7 +112,7 @@ async fn describe_table(
     .await
     .map_err(|e| q("reading its columns", e))?;
     if rows.is_empty() {
-        return Err(SourceError::NotFound { table: label });
+        return Err(SourceError::NotFound { table: label, engine: crate::config::Engine::Mysql });
     }
     let display_name = format!("{db}.{name}");
     let from = format!("{}.{}", quote_ident(&db), quote_ident(name));

@@ -71,7 +71,8 @@ impl MyInner {
         if let Some(c) = self.spare.lock().expect("spare lock").take() {
             return Ok(c);
         }
-        let err = |source| SourceError::connect("MySQL", self.target.clone(), source);
+        let err =
+            |source| SourceError::Connect { engine: crate::config::Engine::Mysql, target: self.target.clone(), source };
         let mut conn = match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
             Ok(r) => r.map_err(err)?,
             Err(_) => return Err(err(sqlx::Error::PoolTimedOut)),

@@ -100,7 +100,7 @@ async fn describe_table(
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| q("looking the table up", e))?
-    .ok_or_else(|| SourceError::NotFound { table: label.clone() })?;
+    .ok_or_else(|| SourceError::NotFound { table: label.clone(), engine: crate::config::Engine::Postgres })?;
     let oid: i64 = row.get(0);
     let display_name: String = row.get(1);
     if !row.get::<bool, _>(2) {

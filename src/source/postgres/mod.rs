@@ -83,7 +83,11 @@ impl PgInner {
         if let Some(c) = self.spare.lock().expect("spare lock").take() {
             return Ok(c);
         }
-        let err = |source| SourceError::connect("PostgreSQL", self.target.clone(), source);
+        let err = |source| SourceError::Connect {
+            engine: crate::config::Engine::Postgres,
+            target: self.target.clone(),
+            source,
+        };
         match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
             Ok(r) => r.map_err(err),
             Err(_) => Err(err(sqlx::Error::PoolTimedOut)),

@@ -68,7 +68,7 @@ impl AppendStream {
             return Err(match (&mut self.task).await {
                 Ok(Err(e)) => e,
                 Ok(Ok(_)) => SinkError::Cancelled,
-                Err(join) => SinkError::Config(format!("append task failed: {join}")),
+                Err(join) => SinkError::Task(format!("the append task: {join}")),
             });
         }
         Ok(())
@@ -79,7 +79,7 @@ impl AppendStream {
         self.tx = None;
         match self.task.await {
             Ok(r) => r,
-            Err(join) => Err(SinkError::Config(format!("append task failed: {join}"))),
+            Err(join) => Err(SinkError::Task(format!("the append task: {join}"))),
         }
     }
 }
