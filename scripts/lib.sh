@@ -196,7 +196,35 @@ except urllib.error.HTTPError as e:
 PY
 }
 
+# rust-toolchain.toml pins the toolchain the Dockerfile builds with. Where rustup lacks that
+# name but its stable toolchain is that very version (a machine without the internet), the
+# stable one is linked under the pinned name instead of downloaded.
+ensure_toolchain() {
+    command -v rustup >/dev/null 2>&1 || return 0
+    local want
+    want=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml")
+    if ! rustup toolchain list | grep -q "^$want"; then
+        if rustc +stable --version 2>/dev/null | grep -q "^rustc $want "; then
+            log "linking the installed stable toolchain as $want"
+            rustup toolchain link "$want" "$(rustc +stable --print sysroot)"
+        fi
+    fi
+}
+
+# cargo-deny checks licences, bans (duplicate versions) and sources against deny.toml. It is
+# built once into the cache (a few minutes) and reused.
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+    local root=$HOME/.cache/aurora2bq/tools
+    CARGO_DENY=$root/bin/cargo-deny
+    if ! "$CARGO_DENY" --version 2>/dev/null | grep -q " $CARGO_DENY_VERSION\$"; then
+        log "installing cargo-deny $CARGO_DENY_VERSION into $root (a few minutes, once)"
+        cargo install --locked --quiet --root "$root" --version "$CARGO_DENY_VERSION" cargo-deny
+    fi
+}
+
 cargo_build() {
+    ensure_toolchain
     log "building (cargo target dir: $CARGO_TARGET_DIR)"
     (cd "$ROOT" && cargo build --quiet --workspace --bins "$@")
 }

@@ -82,6 +82,7 @@ pub fn main() -> ExitCode {
 /// gives back, so the peak grows with the run; a fixed threshold keeps them mapped and
 /// returned, and peak memory follows the pipeline's depth, not the table's size
 /// (docs/bench.md: the peak stops at about 55 MiB instead of creeping past 80).
+#[allow(unsafe_code, reason = "the crate's one unsafe call: an FFI setter with no pointers")]
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called once, before other threads.

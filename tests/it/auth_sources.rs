@@ -61,7 +61,7 @@ async fn executable_sources_need_the_opt_in() {
     assert_eq!(e.link(), Link::CredentialConfig);
     assert!(e.to_string().contains("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1"), "{e}");
     // SAFETY: nextest runs each test in its own process.
-    unsafe { std::env::set_var("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1") };
+    common::set_env("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", Some("1".as_ref()));
     let t = token_from(&chain.cred_path).await.expect("token with the opt-in");
     assert!(chain.emulator.token_info(t.token.expose()).is_some());
 }
@@ -92,16 +92,14 @@ async fn service_account_key_and_gcloud_user_credentials() {
     std::fs::write(adc_dir.join("application_default_credentials.json"), user_file.to_string()).unwrap();
     // Without GOOGLE_APPLICATION_CREDENTIALS, gcloud's well-known file is used.
     // SAFETY: nextest runs each test in its own process.
-    unsafe {
-        std::env::remove_var("GOOGLE_APPLICATION_CREDENTIALS");
-        std::env::set_var("CLOUDSDK_CONFIG", &adc_dir);
-    }
+    common::set_env("GOOGLE_APPLICATION_CREDENTIALS", None);
+    common::set_env("CLOUDSDK_CONFIG", Some(adc_dir.as_ref()));
     let path = auth::credential_path(None).unwrap();
     assert_eq!(path, adc_dir.join("application_default_credentials.json"));
     let t = token_from(&path).await.expect("user token");
     assert_eq!(chain.emulator.token_info(t.token.expose()).unwrap().email.as_deref(), Some("dev@example.com"));
     // GOOGLE_APPLICATION_CREDENTIALS comes first.
-    unsafe { std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &chain.cred_path) };
+    common::set_env("GOOGLE_APPLICATION_CREDENTIALS", Some(chain.cred_path.as_ref()));
     assert_eq!(auth::credential_path(None).unwrap(), chain.cred_path);
 }
 

@@ -112,8 +112,7 @@ fn grpc() -> String {
 async fn sigterm_ends_it(s: &Setup, config: &str, after: Duration, phase: &str) {
     let child = s.spawn(config);
     tokio::time::sleep(after).await;
-    // SAFETY: a signal to our own child.
-    assert_eq!(unsafe { libc_kill(child.id().unwrap() as i32, 15) }, 0);
+    common::sigterm(child.id().unwrap());
     let signalled = Instant::now();
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
@@ -221,9 +220,4 @@ async fn a_paused_source_ends_the_run_within_its_connect_timeout() {
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}: {all}", started.elapsed());
     assert!(all.contains("connect"), "says it could not connect: {all}");
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }

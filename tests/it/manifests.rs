@@ -239,3 +239,23 @@ fn dockerfile_is_well_formed() {
     assert_eq!(entrypoint.unwrap(), vec!["/usr/local/bin/aurora2bq".to_string()]);
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock").is_file(), "--locked needs Cargo.lock");
 }
+
+/// The image, rustup and Cargo build with one Rust: the Dockerfile's `rust:X.Y` build stage,
+/// rust-toolchain.toml's channel and the workspace's `rust-version`.
+#[test]
+fn one_rust_version_everywhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap();
+    let docker = read("Dockerfile");
+    let image = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .and_then(|rest| rest.split(['-', ' ']).next())
+        .expect("a rust: build stage");
+    let toolchain: toml::Value = toml::from_str(&read("rust-toolchain.toml")).unwrap();
+    let channel = toolchain["toolchain"]["channel"].as_str().unwrap();
+    let cargo: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let msrv = cargo["workspace"]["package"]["rust-version"].as_str().unwrap();
+    assert!(channel.starts_with(&format!("{image}.")) || channel == image, "Dockerfile {image}, toolchain {channel}");
+    assert_eq!(image, msrv, "Dockerfile rust:{image} but rust-version = {msrv}");
+}

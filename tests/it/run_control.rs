@@ -60,8 +60,7 @@ async fn sigterm_stops_the_run_quickly_and_commits_nothing() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = child.id().unwrap() as i32;
-    // SAFETY: sending a signal to our own child.
-    assert_eq!(unsafe { libc_kill(pid, 15) }, 0);
+    common::sigterm(pid as u32);
     let signalled = Instant::now();
     let out =
         tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("exits in time").unwrap();
@@ -72,11 +71,6 @@ async fn sigterm_stops_the_run_quickly_and_commits_nothing() {
     let tables = bq.tables(&dataset).await;
     assert!(!tables.iter().any(|t| t == "slow"), "no target was created: {tables:?}");
     assert!(!tables.iter().any(|t| t.contains("staging")), "the staging table was dropped: {tables:?}");
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 /// A config naming a column the table does not have fails before anything is staged or

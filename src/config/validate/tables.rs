@@ -86,6 +86,8 @@ fn table(cx: &Ctx, engine: Engine, i: usize, span: Span, t: RawTable) -> Result<
 }
 
 type Span = std::ops::Range<usize>;
+/// Source column → BigQuery column name.
+type Renames = BTreeMap<String, String>;
 
 /// Where the rows come from (a table or a query) and the target's name.
 fn source_and_target(
@@ -214,7 +216,7 @@ fn column_options(
     cx: &Ctx,
     key: &dyn Fn(&str) -> String,
     t: &RawTable,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, Cast>), ConfigError> {
+) -> Result<(Renames, BTreeMap<String, Cast>), ConfigError> {
     let mut rename = BTreeMap::new();
     for (col, to) in &t.rename {
         if let Some(why) = crate::bq_model::column_name_problem(to.get_ref()) {

@@ -265,3 +265,27 @@ request_timeout_seconds = 30
     std::fs::write(&path, text).expect("write config");
     path
 }
+
+/// Sends SIGTERM to a child of this test.
+#[allow(unsafe_code, reason = "FFI to kill(2), with no pointers")]
+pub fn sigterm(pid: u32) {
+    unsafe extern "C" {
+        #[link_name = "kill"]
+        fn libc_kill(pid: i32, sig: i32) -> i32;
+    }
+    // SAFETY: a plain system call on a process id of our own child.
+    assert_eq!(unsafe { libc_kill(pid as i32, 15) }, 0, "SIGTERM to {pid}");
+}
+
+/// Sets (or with `None` removes) an environment variable of this test's process. nextest
+/// runs every test in a process of its own, so no other thread reads the environment.
+#[allow(unsafe_code, reason = "std::env::set_var is unsafe since edition 2024")]
+pub fn set_env(name: &str, value: Option<&std::ffi::OsStr>) {
+    // SAFETY: one test per process (nextest); nothing else reads the environment meanwhile.
+    unsafe {
+        match value {
+            Some(v) => std::env::set_var(name, v),
+            None => std::env::remove_var(name),
+        }
+    }
+}
