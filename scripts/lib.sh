@@ -101,7 +101,7 @@ ensure_mariadb() {
     fi
 }
 
-# bqemulator in a cached venv, pinned to a set that starts offline (docs: bqemulator.md).
+# bqemulator in a cached venv, pinned to a set that starts offline (bqemulator's differences from BigQuery: docs/architecture.md, "Testing").
 ensure_bqemulator() {
     if [ ! -x "$BQE_VENV/bin/bqemulator" ] || [ ! -f "$BQE_VENV/.complete" ]; then
         log "installing bqemulator $BQE_VERSION into $BQE_VENV (about a minute, once)"

@@ -1,5 +1,5 @@
 //! The BigQuery column model shared by sources and the sink: each source type maps to one
-//! [`BqType`], and each `BqType` has exactly one Arrow type on the wire (storage-write.md).
+//! [`BqType`], and each `BqType` has exactly one Arrow type on the wire (docs/architecture.md, "Storage Write rules").
 
 use std::sync::Arc;
 

@@ -154,7 +154,7 @@ pub fn redact(url: &str) -> String {
 
 /// `S.googleapis.com`, `*.S.googleapis.com`, `S.*.googleapis.com`, `*-S.googleapis.com`,
 /// `S-*.p.googleapis.com`, each optionally with `.mtls` before `googleapis.com` (the
-/// patterns Google's libraries once enforced, wif-spec.md §1).
+/// patterns Google's libraries once enforced).
 fn is_google_host(s: &str, host: &str, universe: &str) -> bool {
     let host = host.to_ascii_lowercase();
     let Some(prefix) =

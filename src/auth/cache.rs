@@ -1,5 +1,5 @@
 //! Caches the chain's final token and refreshes it ahead of expiry, one refresh at a time,
-//! keeping the old token in service while a refresh fails (wif-spec.md §4).
+//! keeping the old token in service while a refresh fails (docs/architecture.md, "Refresh").
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

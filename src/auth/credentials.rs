@@ -1,5 +1,5 @@
 //! The Google credential file (`GOOGLE_APPLICATION_CREDENTIALS`), validated field by field
-//! as wif-spec.md §1 describes, with errors that name the field and the fix.
+//! as docs/architecture.md describes, with errors that name the field and the fix.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Turns Google's terse STS and IAM error bodies into messages that name the broken link,
 //! the likely cause, and the fix, computed from what is known: the subject token's claims
-//! and the credential config's audience and service account (wif-spec.md §2–3, §6).
+//! and the credential config's audience and service account (docs/architecture.md, "The credential chain").
 
 use super::credentials::Impersonation;
 use super::jwt::{self, Claims};

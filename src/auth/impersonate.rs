@@ -1,4 +1,4 @@
-//! Link 4: IAM Credentials `generateAccessToken`, wif-spec.md §3. The federated STS token
+//! Link 4: IAM Credentials `generateAccessToken`, docs/architecture.md. The federated STS token
 //! is the bearer; the answer is the service account's own access token. No quota-project
 //! header (it turns the call into USER_PROJECT_DENIED).
 

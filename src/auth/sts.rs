@@ -1,4 +1,4 @@
-//! Link 3: the STS token exchange (RFC 8693), wif-spec.md §2. The subject token goes in
+//! Link 3: the STS token exchange (RFC 8693), docs/architecture.md. The subject token goes in
 //! the form body; nothing else identifies the caller. No quota-project header is sent.
 
 use std::time::{Duration, SystemTime};

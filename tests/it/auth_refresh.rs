@@ -1,4 +1,4 @@
-//! Token refresh (wif-spec.md §4) with a clock the test moves: one refresh at a time, no
+//! Token refresh (docs/architecture.md, "Refresh") with a clock the test moves: one refresh at a time, no
 //! network while fresh, the rotated file used at the next refresh, the old token served
 //! while a refresh fails, and recovery once the service answers again.
 

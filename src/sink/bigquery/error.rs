@@ -118,11 +118,11 @@ impl Diagnosis for SinkError {
                 .into(),
             ),
             RowCount { .. } => Some("run again: the next run reloads the same window".into()),
-            State { .. } => Some(format!(
-                "`aurora2bq` wrote this state; if it was edited by hand, delete the table's row from {} and the next \
-                 run reloads it",
-                super::state::STATE_TABLE
-            )),
+            State { .. } => Some(
+                "aurora2bq wrote this state; if it was edited by hand, delete that table's row from the state \
+                 table, and the next run loads the table from the start"
+                    .into(),
+            ),
             Task(_) => Some("report it as a bug, with the log; the next run starts afresh".into()),
             _ => None,
         }

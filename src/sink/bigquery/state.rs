@@ -83,9 +83,10 @@ impl StateStore<'_> {
         let Some(row) = result.rows.first() else { return Ok(Prior::default()) };
         let fence = Fence(row.get(1).and_then(Value::as_str).map(str::to_owned));
         let watermark = match row.first() {
-            Some(Value::String(json)) => {
-                Some(Watermark::from_json(json).map_err(|detail| SinkError::State { table: target.into(), detail })?)
-            }
+            Some(Value::String(json)) => Some(Watermark::from_json(json).map_err(|e| SinkError::State {
+                table: target.into(),
+                detail: format!("its watermark in {STATE_TABLE}: {e}"),
+            })?),
             _ => None,
         };
         Ok(Prior { watermark, fence })

@@ -51,7 +51,7 @@ pub struct ServiceAccountConfig {
 
 impl ProviderConfig {
     /// A provider for the emulator's own issuer, accepting IRSA's `sts.amazonaws.com`
-    /// audience, with the mapping design.md recommends.
+    /// audience, with the mapping docs/architecture.md describes.
     pub fn eks(pool: &str, provider: &str) -> Self {
         let mut mapping = BTreeMap::new();
         mapping.insert("google.subject".into(), "assertion.sub".into());

@@ -1,5 +1,5 @@
 //! `POST /v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`: impersonation,
-//! allowed only to principals holding roles/iam.workloadIdentityUser (wif-spec.md §3).
+//! allowed only to principals holding roles/iam.workloadIdentityUser (docs/architecture.md, "The credential chain").
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

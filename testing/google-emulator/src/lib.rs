@@ -3,7 +3,7 @@
 //! `/v1/token`, IAM Credentials `generateAccessToken`, token introspection, and an
 //! authenticating gate in front of bqemulator, which checks no tokens itself.
 //!
-//! It verifies what Google verifies (wif-spec.md §2, §3, §6) and answers with Google's
+//! It verifies what Google verifies (docs/architecture.md, "The credential chain") and answers with Google's
 //! error bodies, so each misconfiguration can be reproduced offline.
 
 // Handlers return the finished error response (Google's body) as their error, so `?` ends the

@@ -1,5 +1,5 @@
 //! `POST /v1/token`: the STS token exchange, checked the way Google checks it, answering
-//! with Google's error bodies (wif-spec.md §2 and §6).
+//! with Google's error bodies (docs/architecture.md, "The credential chain").
 
 use std::collections::HashMap;
 use std::sync::Arc;

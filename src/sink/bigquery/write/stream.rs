@@ -2,7 +2,7 @@
 //! until acknowledged; responses arrive in request order and are matched to the oldest
 //! request in flight. On a transient failure the task reconnects (with a fresh token) and
 //! resends from the first unacknowledged offset: ALREADY_EXISTS then means "that one got
-//! through before", OUT_OF_RANGE means "an earlier one did not" (storage-write.md).
+//! through before", OUT_OF_RANGE means "an earlier one did not" (docs/architecture.md, "Storage Write rules").
 
 use std::collections::VecDeque;
 
