@@ -7,7 +7,6 @@ mod extract;
 mod logging;
 mod run;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -34,11 +33,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Copy every table in the config.
-    Run {
-        /// The TOML config file.
-        #[arg(long, short, env = "AURORA2BQ_CONFIG")]
-        config: PathBuf,
-    },
+    #[command(after_help = run::EXAMPLES)]
+    Run(run::Args),
     /// Check every link from the pod's token to the source tables, and say how to fix the first broken one.
     Doctor(doctor::DoctorArgs),
     /// Read every table as a run would and discard the rows (measures and checks the source side).
@@ -65,7 +61,7 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run::run(&config).await,
+            Command::Run(args) => run::run(args).await,
             Command::Doctor(args) => doctor::doctor(args).await,
             Command::Token(args) => doctor::token(args).await,
             Command::Extract(args) => extract::extract(args).await,

@@ -6,6 +6,7 @@
 //! Every key is documented in `docs/config.md`.
 
 mod raw;
+pub mod select;
 mod table;
 mod validate;
 

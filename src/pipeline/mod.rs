@@ -4,6 +4,7 @@
 
 mod summary;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,11 @@ use crate::source::{ReadStats, Source};
 /// while the writer sends this one; more would only use memory.
 const CHANNEL_DEPTH: usize = 1;
 
-/// Copies every configured table; never fails as a whole: each table has its own outcome.
+/// Copies every table in `config` (the run's selection); never fails as a whole: each table
+/// has its own outcome. Targets in `reload` are loaded from scratch (`--full-refresh`).
 pub async fn run_tables(
     config: &Config,
+    reload: &BTreeSet<String>,
     source: Arc<dyn Source>,
     sink: Arc<dyn Sink>,
     stop: CancellationToken,
@@ -33,10 +36,11 @@ pub async fn run_tables(
     let outcomes = futures_util::stream::iter(config.tables.iter().cloned())
         .map(|table| {
             let (source, sink, stop) = (source.clone(), sink.clone(), stop.clone());
+            let reload = reload.contains(&table.target);
             async move {
                 let started = Instant::now();
-                tracing::info!(table = %table.source_name(), to = %table.target, "table started");
-                let result = copy_table(&table, source, sink, stop, timeout).await;
+                tracing::info!(table = %table.source_name(), to = %table.target, reload, "table started");
+                let result = copy_table(&table, reload, source, sink, stop, timeout).await;
                 let outcome = TableOutcome::new(&table, result, started.elapsed());
                 outcome.log();
                 outcome
@@ -60,6 +64,7 @@ async fn stop_reason(stop: &CancellationToken, deadline: Instant) -> anyhow::Err
 
 async fn copy_table(
     table: &TableConfig,
+    reload: bool,
     source: Arc<dyn Source>,
     sink: Arc<dyn Sink>,
     stop: CancellationToken,
@@ -74,7 +79,9 @@ async fn copy_table(
     let window = match (table.mode, &table.cursor) {
         (LoadMode::FullRefresh, _) | (_, None) => None,
         (_, Some(cursor)) => {
-            let after = prior.watermark.clone();
+            // A reload reads every row, NULL cursors included, and still tracks the largest
+            // cursor: the watermark later runs continue from.
+            let after = if reload { None } else { prior.watermark.clone() };
             tracing::info!(table = %table.source_name(), watermark = ?after, "incremental window");
             crate::failpoint::hit("after-state-read");
             Some(Window {
@@ -82,7 +89,11 @@ async fn copy_table(
                 key: table.key.clone().unwrap_or_default(),
                 after,
                 lookback: table.lookback,
-                null_cursors: crate::source::window::NullCursors::for_mode(table.mode),
+                null_cursors: if reload {
+                    crate::source::window::NullCursors::Reread
+                } else {
+                    crate::source::window::NullCursors::for_mode(table.mode)
+                },
             })
         }
     };
@@ -104,6 +115,7 @@ async fn copy_table(
             .collect(),
         previous: window.and_then(|w| w.after),
         fence: prior.fence,
+        reload: reload && table.mode != LoadMode::FullRefresh,
     };
     let mut load = tokio::select! {
         r = sink.begin(plan) => r?,

@@ -33,6 +33,9 @@ pub struct LoadPlan<'a> {
     /// The run that last committed this table, as read before the load began: the load
     /// commits only if it still is (another run of the same config must not interleave).
     pub fence: Fence,
+    /// Replace the target's rows with everything read (`--full-refresh` of an incremental
+    /// table), and record the read's watermark: the table keeps its mode for later runs.
+    pub reload: bool,
 }
 
 /// What a table's state said when a run read it.

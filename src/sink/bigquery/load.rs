@@ -39,6 +39,8 @@ pub struct BigQueryLoad {
     cursor: Option<String>,
     soft_delete: Option<String>,
     previous: Option<Watermark>,
+    /// Replace the target with the read instead of applying the mode (`--full-refresh`).
+    reload: bool,
     fence: crate::sink::Fence,
     stream: Option<AppendStream>,
     rows_sent: i64,
@@ -110,6 +112,7 @@ impl BigQueryLoad {
             cursor: table.cursor.as_deref().map(|c| source.target_name(c).to_owned()),
             soft_delete: table.soft_delete_column.as_deref().map(|c| source.target_name(c).to_owned()),
             previous: plan.previous,
+            reload: plan.reload,
             fence: plan.fence,
             stream: Some(stream),
             rows_sent: 0,
@@ -169,15 +172,18 @@ impl BigQueryLoad {
             columns: &columns,
             metadata: self.table.target_options.metadata_columns.then_some((at, self.sink.run_id.as_str())),
         };
+        let soft_delete = self.soft_delete.as_ref().map(|c| {
+            let ty = self.fields.iter().find(|f| &f.name == c).map(|f| f.ty).unwrap_or(BqType::Timestamp);
+            (c.clone(), ty)
+        });
+        if self.reload {
+            return Ok(load.replace_live(soft_delete.as_ref()));
+        }
         Ok(match self.table.mode {
             LoadMode::FullRefresh => load.replace(),
             LoadMode::Append if self.key.is_empty() => load.append(),
             LoadMode::Append => load.append_new(&self.key, self.prune().await?.as_ref()),
             LoadMode::Merge => {
-                let soft_delete = self.soft_delete.as_ref().map(|c| {
-                    let ty = self.fields.iter().find(|f| &f.name == c).map(|f| f.ty).unwrap_or(BqType::Timestamp);
-                    (c.clone(), ty)
-                });
                 let m = Merge {
                     key: self.key.clone(),
                     cursor: self.cursor.clone().expect("validated: merge has a cursor"),
@@ -215,7 +221,8 @@ impl BigQueryLoad {
             (r, p) => r.or(p),
         };
         // Nothing new for an incremental table: no transaction needed.
-        if self.table.mode != LoadMode::FullRefresh && self.rows_sent == 0 && watermark == self.previous {
+        if self.table.mode != LoadMode::FullRefresh && !self.reload && self.rows_sent == 0 && watermark == self.previous
+        {
             return Ok(stats);
         }
         let ensured = target::ensure(&self.sink, &self.table, &self.target_fields()).await?;

@@ -39,9 +39,20 @@ impl Load<'_> {
 
     /// Full refresh: the target's rows become the staging table's.
     pub fn replace(&self) -> String {
+        self.replace_live(None)
+    }
+
+    /// Full refresh of a table whose soft-deleted rows (non-NULL, or TRUE for a BOOL
+    /// column) never reach the target, as a merge would have left it.
+    pub fn replace_live(&self, soft_delete: Option<&(String, BqType)>) -> String {
         let (cols, select) = self.lists(None);
+        let live = match soft_delete {
+            Some((col, BqType::Bool)) => format!(" WHERE {} IS NOT TRUE", quote(&[col])),
+            Some((col, _)) => format!(" WHERE {} IS NULL", quote(&[col])),
+            None => String::new(),
+        };
         format!(
-            "DELETE FROM {t} WHERE TRUE;\nINSERT INTO {t} ({cols}) SELECT {select} FROM {s}",
+            "DELETE FROM {t} WHERE TRUE;\nINSERT INTO {t} ({cols}) SELECT {select} FROM {s}{live}",
             t = self.target,
             s = self.staging
         )
@@ -142,6 +153,17 @@ pub fn literal(ty: BqType, text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_of_a_merge_table_leaves_soft_deleted_rows_out() {
+        let cols = vec!["id".to_string(), "deleted_at".into(), "gone".into()];
+        let load = Load { target: "`p.d.t`".into(), staging: "`p.d.s`".into(), columns: &cols, metadata: None };
+        let ts = load.replace_live(Some(&("deleted_at".into(), BqType::Timestamp)));
+        assert!(ts.ends_with("FROM `p.d.s` WHERE `deleted_at` IS NULL"), "{ts}");
+        let b = load.replace_live(Some(&("gone".into(), BqType::Bool)));
+        assert!(b.ends_with("WHERE `gone` IS NOT TRUE"), "{b}");
+        assert!(load.replace().ends_with("FROM `p.d.s`"));
+    }
 
     #[test]
     fn literals_escape_quotes_and_backslashes() {

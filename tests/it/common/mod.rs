@@ -229,9 +229,16 @@ impl Landing {
 
     /// The same, with more environment variables.
     pub async fn run_with(&self, env: &[(&str, &str)]) -> Run {
+        self.command(&["run"], env).await
+    }
+
+    /// `aurora2bq COMMAND… --config CONFIG` against the database, with more environment.
+    pub async fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut all = vec![("TEST_SOURCE_URL", self.db.url.as_str())];
         all.extend_from_slice(env);
-        aurora2bq(&["run", "--config", self.config.to_str().expect("UTF-8 path")], &all).await
+        let mut argv = args.to_vec();
+        argv.extend(["--config", self.config.to_str().expect("UTF-8 path")]);
+        aurora2bq(&argv, &all).await
     }
 }
 
