@@ -4,6 +4,9 @@
 //! PENDING streams into a staging table) → one BigQuery transaction into the target.
 //! `auth` supplies the access token for every Google call from Workload Identity Federation.
 
+/// The version on every log line, in the run history and in `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod auth;
 pub mod bq_model;
 pub mod cli;

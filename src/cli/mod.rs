@@ -6,6 +6,8 @@ mod doctor;
 mod extract;
 mod logging;
 mod run;
+mod state;
+mod termination;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,8 @@ enum Command {
     /// Copy every table in the config.
     #[command(after_help = run::EXAMPLES)]
     Run(run::Args),
+    /// Show or reset each table's stored state (watermark, last load, last run).
+    State(state::Args),
     /// Check every link from the pod's token to the source tables, and say how to fix the first broken one.
     Doctor(doctor::DoctorArgs),
     /// Read every table as a run would and discard the rows (measures and checks the source side).
@@ -51,7 +55,9 @@ pub fn main() -> ExitCode {
     if let Command::CredConfig(args) = cli.command {
         return ExitCode::from(cred_config::run(args));
     }
-    logging::init();
+    // One id per invocation: on every JSON log line, in the run history and on BigQuery jobs.
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    logging::init(&run_id);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -61,7 +67,8 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(args).await,
+            Command::Run(args) => run::run(args, run_id).await,
+            Command::State(args) => state::state(args, run_id).await,
             Command::Doctor(args) => doctor::doctor(args).await,
             Command::Token(args) => doctor::token(args).await,
             Command::Extract(args) => extract::extract(args).await,

@@ -1,6 +1,7 @@
 //! `aurora2bq run`: load the config, connect to both ends, copy every table, print the
 //! summary. SIGTERM/SIGINT stop the run without committing anything half-done.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::exit;
 use crate::config;
 use crate::pipeline;
+use crate::sink::Sink;
 use crate::sink::bigquery::BigQuerySink;
 use crate::source::{self, BatchLimits};
 
@@ -48,11 +50,14 @@ impl Args {
     }
 }
 
-/// How long a stopped run may take to abandon its streams before it is dropped: well inside
-/// the 30–60 s a pod gets between SIGTERM and SIGKILL.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a stopped run may take to abandon its streams and record the run history
+/// before it is dropped: well inside the 30 s a pod gets between SIGTERM and SIGKILL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
-pub async fn run(args: Args) -> u8 {
+/// The run history is best effort: it may not hold up the end of a run longer than this.
+const HISTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub async fn run(args: Args, run_id: String) -> u8 {
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone());
     // The pipeline reacts to `stop` itself; this bounds every phase it does not watch (a hung
@@ -62,12 +67,17 @@ pub async fn run(args: Args) -> u8 {
         tokio::time::sleep(STOP_GRACE).await;
     };
     let outcome = tokio::select! {
-        r = run_inner(&args, stop.clone()) => r,
+        r = run_inner(&args, &run_id, stop.clone()) => r,
         () = grace => Err(anyhow::anyhow!("stopped by a signal; nothing of this run was committed after it")),
     };
     match outcome {
         Ok(summary) => {
             print!("{}", summary.render());
+            // On a terminal the lines above are the summary; collectors get one JSON event.
+            if super::logging::is_json() {
+                summary.emit_event(&run_id);
+            }
+            super::termination::write(&summary.termination_message(&run_id));
             if stop.is_cancelled() {
                 exit::STOPPED
             } else if summary.failed() > 0 {
@@ -78,32 +88,53 @@ pub async fn run(args: Args) -> u8 {
         }
         Err(e) => {
             super::report("the run could not start", &e);
+            super::termination::write(&format!("aurora2bq {} run {run_id} could not start: {e:#}", crate::VERSION));
             if stop.is_cancelled() { exit::STOPPED } else { exit::SETUP_FAILED }
         }
     }
 }
 
-async fn run_inner(args: &Args, stop: CancellationToken) -> anyhow::Result<pipeline::RunSummary> {
+async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow::Result<pipeline::RunSummary> {
     let mut config = config::load(&args.config)?;
     let selected = args.selection().apply(&config.tables).map_err(anyhow::Error::msg)?;
     config.tables = selected.tables;
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    tracing::info!(run_id = %run_id, tables = config.tables.len(), "run started");
+    tracing::info!(tables = config.tables.len(), version = crate::VERSION, "run started");
     if config.google.allow_insecure_endpoints {
         tracing::warn!(
             "google.allow_insecure_endpoints is on: plain-HTTP loopback endpoints are accepted. This is \
              for local emulators only; remove it in production"
         );
     }
-    let http = crate::http::client(config.google.request_timeout);
-    let tokens = crate::auth::from_config(&config.google, http.clone()).context("setting up Google credentials")?;
-    let sink =
-        BigQuerySink::new(&config.google, &config.destination, tokens, http, run_id).context("setting up BigQuery")?;
+    // Bars only where a person watches: stderr a terminal and logs not JSON.
+    let display = if std::io::stderr().is_terminal() && !super::logging::is_json() {
+        pipeline::progress::Display::Bars
+    } else {
+        pipeline::progress::Display::Heartbeat(config.run.heartbeat)
+    };
+    let progress = pipeline::Progress::new(display);
+    let sink = bigquery(&config, run_id)?;
     sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
-    let summary = pipeline::run_tables(&config, &selected.reload, Arc::from(source), Arc::new(sink), stop).await;
+    let summary =
+        pipeline::run_tables(&config, &selected.reload, Arc::from(source), Arc::new(sink.clone()), stop, progress)
+            .await;
+    // After the loads, never in their way: a failure here is a warning, not a failed run.
+    let records: Vec<_> = summary.tables.iter().map(|t| t.record(run_id)).collect();
+    match tokio::time::timeout(HISTORY_TIMEOUT, sink.record_run(&records)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the run history (_aurora2bq_runs) was not written; the loads stand"),
+        Err(_) => tracing::warn!("the run history (_aurora2bq_runs) was not written in time; the loads stand"),
+    }
     Ok(summary)
+}
+
+/// The BigQuery side of a config, with its credentials.
+pub(super) fn bigquery(config: &config::Config, run_id: &str) -> anyhow::Result<BigQuerySink> {
+    let http = crate::http::client(config.google.request_timeout);
+    let tokens = crate::auth::from_config(&config.google, http.clone()).context("setting up Google credentials")?;
+    BigQuerySink::new(&config.google, &config.destination, tokens, http, run_id.to_owned())
+        .context("setting up BigQuery")
 }
 
 /// The first SIGTERM or SIGINT cancels the run; a second one exits at once.

@@ -176,4 +176,6 @@ pub struct RunConfig {
     pub table_concurrency: usize,
     /// Upper bound for one table, start to finish.
     pub table_timeout: Duration,
+    /// Off a terminal, how often each running table logs its progress.
+    pub heartbeat: Duration,
 }

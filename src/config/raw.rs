@@ -68,6 +68,7 @@ pub struct RawRun {
     pub batch_bytes: Option<Spanned<u64>>,
     pub table_concurrency: Option<Spanned<u64>>,
     pub table_timeout_minutes: Option<Spanned<u64>>,
+    pub heartbeat_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

@@ -259,6 +259,7 @@ fn run(cx: &Ctx, raw: RawRun) -> Result<RunConfig, ConfigError> {
         table_timeout: Duration::from_secs(
             60 * cx.bounded(&raw.table_timeout_minutes, "run.table_timeout_minutes", 120, 1..1441)?,
         ),
+        heartbeat: Duration::from_secs(cx.bounded(&raw.heartbeat_seconds, "run.heartbeat_seconds", 30, 1..3601)?),
     })
 }
 

@@ -2,6 +2,7 @@
 //! reader waits while the writer is busy), runs tables concurrently up to the configured
 //! limit, stops cleanly on a signal or a table's deadline, and reports what happened.
 
+pub mod progress;
 mod summary;
 
 use std::collections::BTreeSet;
@@ -12,7 +13,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use summary::{RunSummary, TableOutcome, human_bytes};
+pub use progress::{Progress, TableProgress};
+pub use summary::{Interrupted, RunSummary, Status, TableOutcome, human_bytes};
 
 use crate::config::{Config, LoadMode, TableConfig};
 use crate::sink::{LoadPlan, LoadStats, Sink};
@@ -31,17 +33,22 @@ pub async fn run_tables(
     source: Arc<dyn Source>,
     sink: Arc<dyn Sink>,
     stop: CancellationToken,
+    progress: Arc<Progress>,
 ) -> RunSummary {
     let timeout = config.run.table_timeout;
+    let done = CancellationToken::new();
+    let heartbeats = tokio::spawn(progress.clone().heartbeats(done.clone()));
     let outcomes = futures_util::stream::iter(config.tables.iter().cloned())
         .map(|table| {
-            let (source, sink, stop) = (source.clone(), sink.clone(), stop.clone());
+            let (source, sink, stop, progress) = (source.clone(), sink.clone(), stop.clone(), progress.clone());
             let reload = reload.contains(&table.target);
             async move {
-                let started = Instant::now();
+                let (started, wall) = (Instant::now(), std::time::SystemTime::now());
                 tracing::info!(table = %table.source_name(), to = %table.target, reload, "table started");
-                let result = copy_table(&table, reload, source, sink, stop, timeout).await;
-                let outcome = TableOutcome::new(&table, result, started.elapsed());
+                let shown = progress.start(&table.target);
+                let result = copy_table(&table, reload, source, sink, stop, timeout, &shown).await;
+                progress.finish(&table.target);
+                let outcome = TableOutcome::new(&table, result, wall, started.elapsed());
                 outcome.log();
                 outcome
             }
@@ -49,16 +56,18 @@ pub async fn run_tables(
         .buffer_unordered(config.run.table_concurrency)
         .collect::<Vec<_>>()
         .await;
+    done.cancel();
+    let _ = heartbeats.await;
     RunSummary::new(config, outcomes)
 }
 
 /// Why a table stopped before finishing.
 async fn stop_reason(stop: &CancellationToken, deadline: Instant) -> anyhow::Error {
     tokio::select! {
-        _ = stop.cancelled() => anyhow::anyhow!("stopped by a signal before it finished; nothing of it was committed"),
-        _ = tokio::time::sleep_until(deadline.into()) => anyhow::anyhow!(
+        _ = stop.cancelled() => Interrupted("stopped by a signal before it finished; nothing of it was committed").into(),
+        _ = tokio::time::sleep_until(deadline.into()) => Interrupted(
             "did not finish within run.table_timeout_minutes; nothing of it was committed"
-        ),
+        ).into(),
     }
 }
 
@@ -69,6 +78,7 @@ async fn copy_table(
     sink: Arc<dyn Sink>,
     stop: CancellationToken,
     timeout: Duration,
+    progress: &TableProgress,
 ) -> anyhow::Result<LoadStats> {
     let deadline = Instant::now() + timeout;
     // Every mode reads the state: its run id fences the commit against an overlapping run.
@@ -103,6 +113,7 @@ async fn copy_table(
     };
     crate::failpoint::hit("after-open");
     let schema = read.schema().clone();
+    progress.estimate(schema.estimated_rows);
     let plan = LoadPlan {
         table,
         schema: &schema,
@@ -129,10 +140,12 @@ async fn copy_table(
             batch = rx.recv() => match batch {
                 Some(b) => {
                     crate::failpoint::hit("after-batch");
+                    let (rows, bytes) = (b.num_rows() as u64, b.get_array_memory_size() as u64);
                     if let Err(e) = load.write(b).await {
                         failure = Some(e.into());
                         break;
                     }
+                    progress.add(rows, bytes);
                 }
                 None => break,
             },
@@ -160,9 +173,9 @@ async fn copy_table(
     crate::failpoint::hit("before-commit");
     tokio::select! {
         r = load.commit(&stats) => Ok(r?),
-        _ = stop_reason(&stop, deadline) => Err(anyhow::anyhow!(
+        _ = stop_reason(&stop, deadline) => Err(Interrupted(
             "stopped (by a signal or run.table_timeout_minutes) during the final commit; the target holds \
              either the previous rows or all new ones, never a mix"
-        )),
+        ).into()),
     }
 }

@@ -49,6 +49,24 @@ pub struct Prior {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fence(pub Option<String>);
 
+/// One table's outcome in one run, for the run history.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub version: String,
+    pub target: String,
+    pub source: String,
+    pub mode: String,
+    /// `ok`, `failed` or `stopped` (a signal or the table's timeout).
+    pub status: String,
+    pub rows: i64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub error: Option<String>,
+    pub started_us: i64,
+    pub finished_us: i64,
+}
+
 /// A destination for tables.
 #[async_trait]
 pub trait Sink: Send + Sync {
@@ -57,6 +75,10 @@ pub trait Sink: Send + Sync {
 
     /// Prepares to receive one table's rows (e.g. a staging table and a write stream).
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError>;
+
+    /// Appends the run's outcomes to the run history. Best effort: the caller logs a failure
+    /// and goes on.
+    async fn record_run(&self, records: &[RunRecord]) -> Result<(), SinkError>;
 }
 
 /// One table's load: rows in, then all of them become visible at once, or none do.

@@ -199,6 +199,9 @@ pub struct TableSchema {
     pub display_name: String,
     pub columns: Vec<Column>,
     pub primary_key: Vec<String>,
+    /// The catalog's estimate of the table's rows (statistics, not a count); `None` for
+    /// queries and tables never analyzed.
+    pub estimated_rows: Option<u64>,
 }
 
 impl TableSchema {

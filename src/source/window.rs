@@ -17,6 +17,28 @@ pub enum CursorValue {
     Date(i32),
 }
 
+impl std::fmt::Display for CursorValue {
+    /// As a person reads it: ISO 8601, instants in UTC.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let micros = |us: i64| chrono::DateTime::from_timestamp_micros(us);
+        match *self {
+            CursorValue::Int(n) => write!(f, "{n}"),
+            CursorValue::Timestamp(us) => match micros(us) {
+                Some(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S%.fZ")),
+                None => write!(f, "{us} µs"),
+            },
+            CursorValue::Datetime(us) => match micros(us) {
+                Some(t) => write!(f, "{}", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f")),
+                None => write!(f, "{us} µs"),
+            },
+            CursorValue::Date(d) => match chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0) {
+                Some(t) => write!(f, "{}", t.date_naive()),
+                None => write!(f, "day {d}"),
+            },
+        }
+    }
+}
+
 /// One key column's value, as text the database casts back to the column's type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {

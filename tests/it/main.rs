@@ -21,6 +21,7 @@ mod late_commits;
 mod manifests;
 mod mysql_tls;
 mod mysql_types;
+mod observe;
 mod operate;
 mod overlap;
 mod pg_e2e;

@@ -9,6 +9,7 @@ pub mod encode;
 pub mod error;
 mod load;
 pub mod rest;
+pub mod runs;
 pub mod schema;
 mod sql;
 pub mod state;
@@ -23,7 +24,7 @@ use self::error::SinkError;
 use self::load::BigQueryLoad;
 use self::rest::RestClient;
 use self::write::WriteClient;
-use super::{LoadPlan, Prior, Sink, TableLoad};
+use super::{LoadPlan, Prior, RunRecord, Sink, TableLoad};
 use crate::auth::TokenSource;
 use crate::config::{Destination, GoogleConfig, TableConfig};
 use crate::trust::{self, Service};
@@ -66,6 +67,10 @@ impl BigQuerySink {
     pub async fn prepare(&self) -> Result<(), SinkError> {
         self.rest.get_dataset(&self.dest.dataset).await?;
         self.state().ensure().await
+    }
+
+    pub(crate) fn runs(&self) -> runs::RunsTable<'_> {
+        runs::RunsTable { rest: &self.rest, project: &self.dest.project, dataset: &self.dest.dataset }
     }
 
     pub(crate) fn state(&self) -> state::StateStore<'_> {
@@ -117,5 +122,9 @@ impl Sink for BigQuerySink {
 
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError> {
         Ok(Box::new(BigQueryLoad::begin(self.clone(), plan).await?))
+    }
+
+    async fn record_run(&self, records: &[RunRecord]) -> Result<(), SinkError> {
+        self.runs().append(records).await
     }
 }

@@ -41,6 +41,19 @@ pub struct StateStore<'a> {
     pub dataset: &'a str,
 }
 
+/// A table's stored state, as `state show` lists it.
+#[derive(Debug, Clone)]
+pub struct StateRow {
+    pub table: String,
+    pub source: String,
+    pub mode: String,
+    pub watermark: Option<Watermark>,
+    pub run_id: String,
+    pub rows: i64,
+    /// µs since the epoch.
+    pub loaded_at: Option<i64>,
+}
+
 /// What one load records.
 pub struct Record<'a> {
     pub target: &'a str,
@@ -90,6 +103,57 @@ impl StateStore<'_> {
             _ => None,
         };
         Ok(Prior { watermark, fence })
+    }
+
+    /// Every table's state, by table name.
+    pub async fn list(&self) -> Result<Vec<StateRow>, SinkError> {
+        if self.rest.get_table(self.dataset, STATE_TABLE).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT table_name, source, mode, watermark, run_id, rows_loaded, UNIX_MICROS(loaded_at) FROM {} \
+             ORDER BY table_name",
+            self.table()
+        );
+        let result = self.rest.query("reading the state table", &sql, std::time::Duration::from_secs(120)).await?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let int = |v: Option<&Value>| text(v).and_then(|s| s.parse::<i64>().ok());
+        result
+            .rows
+            .iter()
+            .map(|r| {
+                let table = text(r.first()).unwrap_or_default();
+                let watermark = match text(r.get(3)) {
+                    Some(json) => Some(Watermark::from_json(&json).map_err(|e| SinkError::State {
+                        table: table.clone(),
+                        detail: format!("its watermark in {STATE_TABLE}: {e}"),
+                    })?),
+                    None => None,
+                };
+                Ok(StateRow {
+                    source: text(r.get(1)).unwrap_or_default(),
+                    mode: text(r.get(2)).unwrap_or_default(),
+                    watermark,
+                    run_id: text(r.get(4)).unwrap_or_default(),
+                    rows: int(r.get(5)).unwrap_or(0),
+                    loaded_at: int(r.get(6)),
+                    table,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the watermarks of `targets`, all in one transaction: their next run reads
+    /// them from the start.
+    pub async fn reset(&self, targets: &[String]) -> Result<i64, SinkError> {
+        let names: Vec<String> = targets.iter().map(|t| string_literal(t)).collect();
+        let sql = format!(
+            "BEGIN TRANSACTION;\nDELETE FROM {} WHERE table_name IN ({});\nCOMMIT TRANSACTION;",
+            self.table(),
+            names.join(", ")
+        );
+        let r = self.rest.query("forgetting watermarks", &sql, std::time::Duration::from_secs(120)).await?;
+        Ok(r.affected_rows.unwrap_or(0))
     }
 
     /// A statement for the data's transaction that fails unless `fence` still names the run

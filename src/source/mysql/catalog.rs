@@ -13,6 +13,8 @@ pub struct Catalog {
     pub from: String,
     pub columns: Vec<MyColumn>,
     pub primary_key: Vec<String>,
+    /// The catalog's row estimate (tables only).
+    pub estimated_rows: Option<u64>,
 }
 
 /// `exact`: a query's columns from [`query_columns`], when they could be had.
@@ -29,6 +31,7 @@ pub async fn describe(
                 from: format!("({sql}) AS q"),
                 columns,
                 primary_key: Vec::new(),
+                estimated_rows: None,
             }),
             None => describe_query(conn, table, sql).await,
         },
@@ -154,7 +157,17 @@ async fn describe_table(
         };
         return Err(if denied { SourceError::NoSelect { table: display_name, user } } else { q("reading it", e) });
     }
-    Ok(Catalog { display_name, from, columns, primary_key })
+    // InnoDB's estimate (it can be off by half); a statistic for progress and plans only.
+    let estimated_rows: Option<u64> = sqlx::query_scalar(
+        "SELECT CAST(TABLE_ROWS AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+    )
+    .bind(&db)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| q("reading its row estimate", e))?
+    .flatten();
+    Ok(Catalog { display_name, from, columns, primary_key, estimated_rows })
 }
 
 async fn describe_query(conn: &mut MySqlConnection, table: &TableConfig, sql: &str) -> Result<Catalog, SourceError> {
@@ -165,7 +178,13 @@ async fn describe_query(conn: &mut MySqlConnection, table: &TableConfig, sql: &s
         source,
     })?;
     let columns = stmt.columns().iter().map(|c| from_type_name(c.name(), c.type_info().name())).collect();
-    Ok(Catalog { display_name: label, from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })
+    Ok(Catalog {
+        display_name: label,
+        from: format!("({sql}) AS q"),
+        columns,
+        primary_key: Vec::new(),
+        estimated_rows: None,
+    })
 }
 
 /// A column from a result's type name (no precision: a DECIMAL goes to BIGNUMERIC, which

@@ -42,6 +42,8 @@ pub struct Catalog {
     pub from: String,
     pub columns: Vec<PgColumn>,
     pub primary_key: Vec<String>,
+    /// The catalog's row estimate (tables only).
+    pub estimated_rows: Option<u64>,
 }
 
 pub fn quote_ident(s: &str) -> String {
@@ -94,7 +96,8 @@ async fn describe_table(
     };
     let row = sqlx::query(
         "SELECT c.oid::int8, c.oid::regclass::text, has_table_privilege(c.oid, 'SELECT'), \
-         current_user::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+         current_user::text, CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 END \
+         FROM pg_class c WHERE c.oid = to_regclass($1)",
     )
     .bind(&relation)
     .fetch_optional(&mut *conn)
@@ -126,7 +129,9 @@ async fn describe_table(
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| q("reading its primary key", e))?;
-    Ok(Catalog { display_name, from: relation, columns, primary_key })
+    // -1 until the table is first analyzed (PostgreSQL 14 and later).
+    let estimated_rows = row.get::<Option<i64>, _>(4).and_then(|n| u64::try_from(n).ok());
+    Ok(Catalog { display_name, from: relation, columns, primary_key, estimated_rows })
 }
 
 /// A query's columns from the server's description of its result; types that come
@@ -165,5 +170,11 @@ async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str)
             SourceError::Query { table: label.clone(), what: "reading the query's column types", source }
         })?;
     let columns = rows.iter().zip(names).map(|(r, n)| column(n, r)).collect();
-    Ok(Catalog { display_name: label, from: format!("({sql}) AS q"), columns, primary_key: Vec::new() })
+    Ok(Catalog {
+        display_name: label,
+        from: format!("({sql}) AS q"),
+        columns,
+        primary_key: Vec::new(),
+        estimated_rows: None,
+    })
 }
