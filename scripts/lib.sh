@@ -131,6 +131,18 @@ start_bqemulator() {
         "import urllib.request; urllib.request.urlopen('$BQ_REST/readyz', timeout=2)"
 }
 
+# A real Prometheus Pushgateway (Debian's package) on a free port; sets PUSHGATEWAY.
+start_pushgateway() {
+    command -v prometheus-pushgateway >/dev/null || apt_install prometheus-pushgateway
+    local port; port=$(free_port)
+    log "starting prometheus-pushgateway ($port)"
+    prometheus-pushgateway --web.listen-address="127.0.0.1:$port" >"$WORK/pushgateway.log" 2>&1 &
+    STARTED_PIDS+=($!)
+    PUSHGATEWAY=http://127.0.0.1:$port
+    wait_for "pushgateway (log: $WORK/pushgateway.log)" 30 python3 -c \
+        "import urllib.request; urllib.request.urlopen('$PUSHGATEWAY/-/ready', timeout=2)"
+}
+
 # The Google side as an administrator would set it up: a pool "eks" with an OIDC provider
 # for the cluster's issuer (here the emulator's), and a service account the pod's KSA
 # analytics/aurora2bq may impersonate. Starts the emulator with authenticating gates in

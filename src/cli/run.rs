@@ -126,6 +126,16 @@ async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow
         Ok(Err(e)) => tracing::warn!(error = %e, "the run history (_aurora2bq_runs) was not written; the loads stand"),
         Err(_) => tracing::warn!("the run history (_aurora2bq_runs) was not written in time; the loads stand"),
     }
+    if let Some(gateway) = &config.metrics.pushgateway {
+        let text = pipeline::metrics::prometheus_text(&summary);
+        let http = crate::http::client(HISTORY_TIMEOUT);
+        let push = pipeline::metrics::push(&http, gateway, &config.metrics.job, &config.destination.dataset, text);
+        match tokio::time::timeout(HISTORY_TIMEOUT, push).await {
+            Ok(Ok(())) => tracing::info!(gateway = %gateway, "metrics pushed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics were not pushed; the loads stand"),
+            Err(_) => tracing::warn!(gateway = %gateway, "metrics were not pushed in time; the loads stand"),
+        }
+    }
     Ok(summary)
 }
 

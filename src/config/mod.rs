@@ -50,7 +50,17 @@ pub struct Config {
     pub destination: Destination,
     pub google: GoogleConfig,
     pub run: RunConfig,
+    pub metrics: MetricsConfig,
     pub tables: Vec<TableConfig>,
+}
+
+/// Where run metrics go besides the log's embedded metrics.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// A Prometheus Pushgateway; every run replaces its group there.
+    pub pushgateway: Option<url::Url>,
+    /// The `job` label of the pushed group.
+    pub job: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

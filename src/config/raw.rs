@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub google: RawGoogle,
     #[serde(default)]
     pub run: RawRun,
+    #[serde(default)]
+    pub metrics: RawMetrics,
     pub tables: Option<Spanned<Vec<Spanned<RawTable>>>>,
 }
 
@@ -69,6 +71,13 @@ pub struct RawRun {
     pub table_concurrency: Option<Spanned<u64>>,
     pub table_timeout_minutes: Option<Spanned<u64>>,
     pub heartbeat_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub pushgateway_url: Option<Spanned<String>>,
+    pub job: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

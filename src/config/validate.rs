@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawDestination, RawGoogle, RawRetry, RawRun, RawSource};
+use super::raw::{RawConfig, RawDestination, RawGoogle, RawMetrics, RawRetry, RawRun, RawSource};
 use super::*;
 
 pub(super) struct Ctx<'a> {
@@ -67,8 +67,9 @@ pub fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Confi
     let destination = destination(&cx, raw.destination)?;
     let google = google(&cx, raw.google)?;
     let run = run(&cx, raw.run)?;
+    let metrics = metrics(&cx, raw.metrics)?;
     let tables = tables::tables(&cx, source.engine, raw.tables)?;
-    Ok(Config { source, destination, google, run, tables })
+    Ok(Config { source, destination, google, run, metrics, tables })
 }
 
 fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError> {
@@ -261,6 +262,32 @@ fn run(cx: &Ctx, raw: RawRun) -> Result<RunConfig, ConfigError> {
         ),
         heartbeat: Duration::from_secs(cx.bounded(&raw.heartbeat_seconds, "run.heartbeat_seconds", 30, 1..3601)?),
     })
+}
+
+fn metrics(cx: &Ctx, raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let pushgateway = match &raw.pushgateway_url {
+        None => None,
+        Some(u) => match url::Url::parse(u.get_ref()) {
+            // Only counts and table names go there, no secret: plain HTTP inside a cluster is fine.
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            _ => {
+                return Err(cx.err(
+                    u.span(),
+                    "metrics.pushgateway_url",
+                    format!(
+                        "{:?} is not an http(s) URL: give the Pushgateway's, e.g. http://pushgateway:9091",
+                        u.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    let job = match &raw.job {
+        Some(j) if !j.get_ref().is_empty() && !j.get_ref().contains('/') => j.get_ref().clone(),
+        Some(j) => return Err(cx.err(j.span(), "metrics.job", "must be non-empty and hold no '/'")),
+        None => "aurora2bq".into(),
+    };
+    Ok(MetricsConfig { pushgateway, job })
 }
 
 pub(super) fn non_empty_path(cx: &Ctx, v: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {

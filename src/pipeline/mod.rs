@@ -2,6 +2,7 @@
 //! reader waits while the writer is busy), runs tables concurrently up to the configured
 //! limit, stops cleanly on a signal or a table's deadline, and reports what happened.
 
+pub mod metrics;
 pub mod progress;
 mod summary;
 

@@ -210,3 +210,37 @@ async fn progress_bars_on_a_terminal_only() {
     assert!(!piped.split(['\r', '\n']).any(is_bar), "no bar when stderr is not a terminal: {piped}");
     assert!(!piped.contains('\u{1b}'), "no terminal control sequences either: {piped}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_reach_a_real_pushgateway() {
+    let gateway = common::env_var("AURORA2BQ_TEST_PUSHGATEWAY");
+    let job = common::unique("job");
+    let s = Landing::new(
+        GOOD_AND_BAD,
+        &[],
+        &format!("\n[metrics]\npushgateway_url = \"{gateway}\"\njob = \"{job}\"\n{TABLES}"),
+    )
+    .await;
+    let run = s.command(&["run"], &[]).await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let text = reqwest::get(format!("{gateway}/metrics")).await.unwrap().text().await.unwrap();
+    let sample = |name: &str, table: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains(&format!("job=\"{job}\""))
+                    && l.contains(&format!("dataset=\"{}\"", s.dataset))
+                    && l.contains(&format!("table=\"{table}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} for {table} in the gateway:\n{text}"))
+    };
+    assert_eq!(sample("aurora2bq_table_rows", "good"), 100.0);
+    assert_eq!(sample("aurora2bq_table_success", "good"), 1.0);
+    assert_eq!(sample("aurora2bq_table_success", "bad"), 0.0);
+    assert!(
+        text.lines().any(|l| l.starts_with("aurora2bq_run_tables_failed{") && l.contains(&job) && l.ends_with(" 1")),
+        "{text}"
+    );
+}

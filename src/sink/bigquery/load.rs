@@ -48,7 +48,8 @@ pub struct BigQueryLoad {
 }
 
 impl BigQueryLoad {
-    pub async fn begin(sink: BigQuerySink, plan: LoadPlan<'_>) -> Result<Self, SinkError> {
+    pub async fn begin(mut sink: BigQuerySink, plan: LoadPlan<'_>) -> Result<Self, SinkError> {
+        sink.rest = sink.rest.with_labels(&sink.run_id, Some(&plan.table.target));
         let (table, source) = (plan.table, plan.schema);
         let fields = source.fields();
         // The source refuses such names before reading; this keeps the sink's seam honest.

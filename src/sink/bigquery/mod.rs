@@ -55,7 +55,8 @@ impl BigQuerySink {
         let rest =
             RestClient::new(http, &google.bigquery_url, tokens.clone(), dest.project.clone(), dest.location.clone())
                 .with_retry(google.retry)
-                .with_member(&google.credentials, &dest.dataset);
+                .with_member(&google.credentials, &dest.dataset)
+                .with_labels(&run_id, None);
         let write = WriteClient::new(&google.storage_write_url, tokens)?
             .with_retry(google.retry)
             .with_call_timeout(google.request_timeout);

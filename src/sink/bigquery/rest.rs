@@ -26,6 +26,8 @@ pub struct RestClient {
     /// For permission fixes: the credential (whose member BigQuery sees), and the dataset.
     credentials: Option<CredentialsFrom>,
     dataset: String,
+    /// Labels on every query job, so a job in BigQuery's history leads back to its run.
+    labels: serde_json::Map<String, Value>,
 }
 
 /// A finished query's result rows, as BigQuery's JSON (`rows[].f[].v`).
@@ -54,6 +56,7 @@ impl RestClient {
             location,
             credentials: None,
             dataset: "DATASET".into(),
+            labels: serde_json::Map::new(),
         }
     }
 
@@ -62,6 +65,15 @@ impl RestClient {
     pub fn with_member(mut self, credentials: &CredentialsFrom, dataset: &str) -> Self {
         self.credentials = Some(credentials.clone());
         self.dataset = dataset.to_owned();
+        self
+    }
+
+    /// Labels query jobs with the run id and, for one table's load, the table.
+    pub fn with_labels(mut self, run_id: &str, table: Option<&str>) -> Self {
+        self.labels.insert("aurora2bq_run".into(), json!(label_value(run_id)));
+        if let Some(t) = table {
+            self.labels.insert("aurora2bq_table".into(), json!(label_value(t)));
+        }
         self
     }
 
@@ -202,6 +214,9 @@ impl RestClient {
         if let Some(l) = &self.location {
             body["location"] = json!(l);
         }
+        if !self.labels.is_empty() {
+            body["labels"] = Value::Object(self.labels.clone());
+        }
         let (status, mut v) = self.call(what, Method::POST, "/queries", &[], Some(&body)).await?;
         v = ok_or(status, v, what, self)?;
         let job_id = v["jobReference"]["jobId"].as_str().unwrap_or_default().to_owned();
@@ -245,6 +260,15 @@ fn query_failure(what: &str, v: &Value) -> Result<(), SinkError> {
     }
 }
 
+/// A BigQuery label value: lowercase letters, digits, `_` and `-`, at most 63 characters.
+fn label_value(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .take(63)
+        .collect()
+}
+
 fn ok_or(status: StatusCode, v: Value, what: &str, c: &RestClient) -> Result<Value, SinkError> {
     if status.is_success() { Ok(v) } else { Err(http_error(what, status, &v, c)) }
 }
@@ -274,5 +298,17 @@ fn http_error(what: &str, status: StatusCode, v: &Value, c: &RestClient) -> Sink
         message,
         fix,
         transient: transient.is_transient(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_follow_bigquerys_rules() {
+        assert_eq!(label_value("Orders.2024 (EU)"), "orders_2024__eu_");
+        assert_eq!(label_value(&"x".repeat(100)).len(), 63);
+        assert_eq!(label_value("0a1b-c_d"), "0a1b-c_d");
     }
 }
