@@ -5,7 +5,11 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # The workspace manifest names testing/ as a member, so it is copied to build; only the
 # aurora2bq binary leaves this stage.
-COPY Cargo.toml Cargo.lock ./
+# The image has no .git: pass the commit for `--version`
+# (docker build --build-arg AURORA2BQ_COMMIT=$(git rev-parse --short=12 HEAD) .).
+ARG AURORA2BQ_COMMIT=unknown
+ENV AURORA2BQ_COMMIT=$AURORA2BQ_COMMIT
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY testing ./testing
 RUN cargo build --release --locked --package aurora2bq --bin aurora2bq

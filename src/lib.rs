@@ -7,6 +7,12 @@
 /// The version on every log line, in the run history and in `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The commit the binary was built from (build.rs), for `--version`.
+pub const COMMIT: &str = env!("AURORA2BQ_COMMIT");
+
+/// `aurora2bq --version`: the version and the commit.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("AURORA2BQ_COMMIT"), ")");
+
 pub mod auth;
 pub mod bq_model;
 pub mod cli;

@@ -7,23 +7,41 @@ use serde_json::json;
 
 use super::exit;
 
+pub const EXAMPLES: &str = "Examples:
+  aurora2bq cred-config --project-number 123456789012 --pool eks --provider eks-oidc \\
+    --service-account aurora2bq@my-project.iam.gserviceaccount.com --output credential-config.json
+  # the same with gcloud's names (create-cred-config's AUDIENCE and flags):
+  aurora2bq cred-config projects/123456789012/locations/global/workloadIdentityPools/eks/providers/eks-oidc \\
+    --service-account=aurora2bq@my-project.iam.gserviceaccount.com \\
+    --credential-source-file=/var/run/secrets/eks.amazonaws.com/serviceaccount/token \\
+    --output-file=credential-config.json";
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// gcloud's AUDIENCE: projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER
+    /// (instead of --project-number, --pool and --provider).
+    #[arg(conflicts_with_all = ["project_number", "pool", "provider"])]
+    audience: Option<String>,
     /// The project NUMBER that holds the workload identity pool (not the project ID).
-    #[arg(long)]
-    project_number: String,
-    #[arg(long)]
-    pool: String,
-    #[arg(long)]
-    provider: String,
+    #[arg(long, required_unless_present = "audience")]
+    project_number: Option<String>,
+    #[arg(long, required_unless_present = "audience")]
+    pool: Option<String>,
+    #[arg(long, required_unless_present = "audience")]
+    provider: Option<String>,
     /// Service account to impersonate; without it the federated token is used directly.
     #[arg(long)]
     service_account: Option<String>,
-    /// The pod's projected token file.
-    #[arg(long, default_value = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token")]
+    /// The pod's projected token file (gcloud: --credential-source-file).
+    #[arg(
+        long,
+        alias = "credential-source-file",
+        default_value = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+    )]
     token_path: PathBuf,
-    /// Lifetime of the impersonated token, 600 to 43200 seconds.
-    #[arg(long)]
+    /// Lifetime of the impersonated token, 600 to 43200 seconds (gcloud:
+    /// --service-account-token-lifetime-seconds).
+    #[arg(long, alias = "service-account-token-lifetime-seconds")]
     lifetime_seconds: Option<u64>,
     /// Development only: STS endpoint (e.g. the local emulator).
     #[arg(long, hide = true)]
@@ -31,22 +49,53 @@ pub struct Args {
     /// Development only: IAM Credentials base URL, up to and without `/v1/...`.
     #[arg(long, hide = true)]
     iam_url: Option<String>,
-    /// Write here instead of standard output.
-    #[arg(long)]
+    /// Write here instead of standard output (gcloud: --output-file).
+    #[arg(long, alias = "output-file")]
     output: Option<PathBuf>,
 }
 
+/// (project number, pool, provider) from gcloud's AUDIENCE, with or without the
+/// `//iam.googleapis.com/` prefix.
+fn parse_audience(a: &str) -> Option<(String, String, String)> {
+    let rest = a.trim_start_matches("//iam.googleapis.com/");
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["projects", n, "locations", "global", "workloadIdentityPools", pool, "providers", provider] => {
+            Some((n.to_string(), pool.to_string(), provider.to_string()))
+        }
+        _ => None,
+    }
+}
+
 pub fn run(a: Args) -> u8 {
+    let (project_number, pool, provider) = match &a.audience {
+        Some(aud) => match parse_audience(aud) {
+            Some(p) => p,
+            None => {
+                eprintln!(
+                    "aurora2bq: {aud:?} is not a provider name: write \
+                     projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"
+                );
+                return exit::SETUP_FAILED;
+            }
+        },
+        // clap requires all three when there is no AUDIENCE.
+        None => (
+            a.project_number.clone().unwrap_or_default(),
+            a.pool.clone().unwrap_or_default(),
+            a.provider.clone().unwrap_or_default(),
+        ),
+    };
     let ok_name = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !a.project_number.chars().all(|c| c.is_ascii_digit()) || a.project_number.is_empty() {
+    if !project_number.chars().all(|c| c.is_ascii_digit()) || project_number.is_empty() {
         eprintln!(
             "aurora2bq: --project-number {:?} is not a project number; find it with \
              `gcloud projects describe PROJECT_ID --format='value(projectNumber)'`",
-            a.project_number
+            project_number
         );
         return exit::SETUP_FAILED;
     }
-    if !ok_name(&a.pool) || !ok_name(&a.provider) {
+    if !ok_name(&pool) || !ok_name(&provider) {
         eprintln!("aurora2bq: --pool and --provider take the short IDs, e.g. `eks` and `eks-oidc`");
         return exit::SETUP_FAILED;
     }
@@ -55,7 +104,7 @@ pub fn run(a: Args) -> u8 {
         "type": "external_account",
         "audience": format!(
             "//iam.googleapis.com/projects/{}/locations/global/workloadIdentityPools/{}/providers/{}",
-            a.project_number, a.pool, a.provider
+            project_number, pool, provider
         ),
         "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
         "token_url": a.sts_url.unwrap_or_else(|| "https://sts.googleapis.com/v1/token".into()),
@@ -82,5 +131,23 @@ pub fn run(a: Args) -> u8 {
                 exit::SETUP_FAILED
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gclouds_audience_is_read_with_or_without_its_prefix() {
+        let want = Some(("123".to_string(), "eks".to_string(), "eks-oidc".to_string()));
+        assert_eq!(parse_audience("projects/123/locations/global/workloadIdentityPools/eks/providers/eks-oidc"), want);
+        assert_eq!(
+            parse_audience(
+                "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/eks/providers/eks-oidc"
+            ),
+            want
+        );
+        assert_eq!(parse_audience("projects/123/pools/eks"), None);
     }
 }

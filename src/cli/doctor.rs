@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use super::exit;
 use crate::doctor::{self, Options};
 
+pub const DOCTOR_EXAMPLES: &str = "Examples:
+  aurora2bq doctor                          # the credential chain only
+  aurora2bq doctor -c config.toml           # every link, to the source tables
+  aurora2bq doctor -c config.toml --write-probe --json";
+
 #[derive(clap::Args)]
 pub struct DoctorArgs {
     /// aurora2bq's config; without it only the credential chain is checked.

@@ -80,6 +80,8 @@ pub async fn run(args: Args, run_id: String) -> u8 {
             super::termination::write(&summary.termination_message(&run_id));
             if stop.is_cancelled() {
                 exit::STOPPED
+            } else if summary.only_transient_failures() {
+                exit::TRANSIENT
             } else if summary.failed() > 0 {
                 exit::TABLE_FAILED
             } else {
@@ -89,7 +91,13 @@ pub async fn run(args: Args, run_id: String) -> u8 {
         Err(e) => {
             super::report("the run could not start", &e);
             super::termination::write(&format!("aurora2bq {} run {run_id} could not start: {e:#}", crate::VERSION));
-            if stop.is_cancelled() { exit::STOPPED } else { exit::SETUP_FAILED }
+            if stop.is_cancelled() {
+                exit::STOPPED
+            } else if pipeline::is_transient(&e) {
+                exit::TRANSIENT
+            } else {
+                exit::SETUP_FAILED
+            }
         }
     }
 }

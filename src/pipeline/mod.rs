@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use progress::{Progress, TableProgress};
-pub use summary::{Interrupted, RunSummary, Status, TableOutcome, human_bytes};
+pub use summary::{Interrupted, RunSummary, Status, TableOutcome, human_bytes, is_transient};
 
 use crate::config::{Config, LoadMode, TableConfig};
 use crate::sink::{LoadPlan, LoadStats, Sink};

@@ -29,11 +29,28 @@ impl Status {
     }
 }
 
+/// Whether a failure may pass on a retry: the errors of each layer say so themselves.
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(e) = c.downcast_ref::<crate::sink::SinkError>() {
+            e.is_transient()
+        } else if let Some(e) = c.downcast_ref::<crate::auth::AuthError>() {
+            e.is_transient()
+        } else if let Some(e) = c.downcast_ref::<crate::source::SourceError>() {
+            e.is_transient()
+        } else {
+            false
+        }
+    })
+}
+
 pub struct TableOutcome {
     pub source: String,
     pub target: String,
     pub mode: String,
     pub status: Status,
+    /// A failure that a retry may fix.
+    pub transient: bool,
     pub result: Result<LoadStats, String>,
     pub started: SystemTime,
     pub elapsed: Duration,
@@ -46,11 +63,13 @@ impl TableOutcome {
             Err(e) if e.downcast_ref::<Interrupted>().is_some() => Status::Stopped,
             Err(_) => Status::Failed,
         };
+        let transient = result.as_ref().err().is_some_and(is_transient);
         Self {
             source: table.source_name(),
             target: table.target.clone(),
             mode: table.mode.name(),
             status,
+            transient,
             // `{:#}` prints the whole cause chain on one line.
             result: result.map_err(|e| format!("{e:#}")),
             started,
@@ -104,6 +123,12 @@ impl RunSummary {
 
     pub fn failed(&self) -> usize {
         self.tables.iter().filter(|t| t.result.is_err()).count()
+    }
+
+    /// Whether every failure may pass on a retry (and there was one).
+    pub fn only_transient_failures(&self) -> bool {
+        let mut failed = self.tables.iter().filter(|t| t.result.is_err()).peekable();
+        failed.peek().is_some() && failed.all(|t| t.transient)
     }
 
     /// The run's one summary event for machines: each table's status, rows, bytes, seconds

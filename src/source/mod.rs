@@ -125,6 +125,26 @@ impl Diagnosis for SourceError {
     }
 }
 
+impl SourceError {
+    /// Whether a retry may succeed: the database was unreachable or the connection broke
+    /// (a failover, a restart), not a fact about the table or the config.
+    pub fn is_transient(&self) -> bool {
+        let io = |e: &sqlx::Error| {
+            matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed
+            )
+        };
+        match self {
+            SourceError::Connect { source, .. } => {
+                io(source) && tls_fix(&crate::describe::error_chain(source)).is_none()
+            }
+            SourceError::Query { source, .. } => io(source),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Display for SourceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         crate::describe::render(self, f)

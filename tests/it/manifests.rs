@@ -95,6 +95,26 @@ fn kustomization_resources_and_generators_exist_and_fit_together() {
     let job = spec.job_template.spec.as_ref().unwrap();
     assert!(job.backoff_limit.is_some_and(|b| (0..=5).contains(&b)), "bounded backoffLimit");
     assert!(job.active_deadline_seconds.is_some_and(|s| s > 0), "activeDeadlineSeconds");
+    // The Job fails at once on the exit codes a retry cannot fix, and retries the others.
+    let rules = job.pod_failure_policy.as_ref().expect("a podFailurePolicy").rules.clone();
+    let fail_on: Vec<i32> = rules
+        .iter()
+        .filter(|r| r.action == "FailJob")
+        .filter_map(|r| r.on_exit_codes.as_ref())
+        .filter(|c| c.operator == "In")
+        .flat_map(|c| c.values.clone())
+        .collect();
+    use aurora2bq::cli::exit;
+    assert_eq!(fail_on, [exit::TABLE_FAILED as i32, exit::SETUP_FAILED as i32], "FailJob exit codes");
+    for retried in [exit::TRANSIENT, exit::STOPPED] {
+        assert!(!fail_on.contains(&(retried as i32)), "exit code {retried} is retried");
+    }
+    assert!(
+        rules.iter().any(
+            |r| r.action == "Ignore" && r.on_pod_conditions.iter().flatten().any(|c| c.type_ == "DisruptionTarget")
+        ),
+        "an evicted pod does not count against backoffLimit"
+    );
     let pod = job.template.spec.as_ref().unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some(sa_name.as_str()));
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
@@ -197,6 +217,8 @@ fn dockerfile_is_well_formed() {
     let mut user = None;
     let mut entrypoint = None;
     let mut built_binary = false;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut copied: Vec<String> = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (instr, rest) = line.split_once(' ').unwrap_or((line, ""));
         assert!(KNOWN.contains(&instr), "unknown instruction {instr}");
@@ -218,6 +240,12 @@ fn dockerfile_is_well_formed() {
                         "COPY --from={stage}: no such earlier stage"
                     );
                     assert!(rest.contains("/target/release/aurora2bq"), "copies the release binary");
+                } else {
+                    let parts: Vec<&str> = rest.split_whitespace().collect();
+                    for src in &parts[..parts.len() - 1] {
+                        assert!(root.join(src).exists(), "COPY {src}: not in the repository");
+                        copied.push(src.trim_end_matches('/').to_owned());
+                    }
                 }
             }
             "RUN" if rest.contains("cargo build") => {
@@ -238,6 +266,10 @@ fn dockerfile_is_well_formed() {
     assert!(!user.starts_with("root") && !user.starts_with('0'), "non-root user, got {user}");
     assert_eq!(entrypoint.unwrap(), vec!["/usr/local/bin/aurora2bq".to_string()]);
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock").is_file(), "--locked needs Cargo.lock");
+    // What the build reads is in the image's build stage.
+    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "testing"] {
+        assert!(copied.iter().any(|c| c == needed), "the build stage copies {needed}: {copied:?}");
+    }
 }
 
 /// The image, rustup and Cargo build with one Rust: the Dockerfile's `rust:X.Y` build stage,
@@ -258,4 +290,45 @@ fn one_rust_version_everywhere() {
     let msrv = cargo["workspace"]["package"]["rust-version"].as_str().unwrap();
     assert!(channel.starts_with(&format!("{image}.")) || channel == image, "Dockerfile {image}, toolchain {channel}");
     assert_eq!(image, msrv, "Dockerfile rust:{image} but rust-version = {msrv}");
+}
+
+/// Every command's `--help` shows examples, `--version` names the commit, and the shell
+/// completions know the commands and their flags.
+#[test]
+fn the_command_line_explains_itself() {
+    let bin = env!("CARGO_BIN_EXE_aurora2bq");
+    let out = |args: &[&str]| {
+        let o = std::process::Command::new(bin).args(args).output().unwrap();
+        assert!(o.status.success(), "aurora2bq {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let help = out(&["--help"]);
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 7, "{help}");
+    for c in &commands {
+        assert!(out(&[c, "--help"]).contains("Examples:"), "aurora2bq {c} --help shows examples");
+    }
+    for sub in ["show", "reset"] {
+        assert!(out(&["state", sub, "--help"]).contains("Examples:"), "state {sub} --help");
+    }
+    let version = out(&["--version"]);
+    assert!(version.starts_with(&format!("aurora2bq {} (commit ", env!("CARGO_PKG_VERSION"))), "{version}");
+    let git = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output();
+    if let Some(g) = git.ok().filter(|g| g.status.success()) {
+        let head = String::from_utf8_lossy(&g.stdout).trim().to_owned();
+        assert!(version.contains(&head), "{version} names HEAD {head}");
+    }
+    let bash = out(&["completions", "bash"]);
+    for word in ["run", "doctor", "state", "--full-refresh", "--exclude-tables"] {
+        assert!(bash.contains(word), "bash completion knows {word}");
+    }
+    assert!(out(&["completions", "zsh"]).contains("#compdef aurora2bq"));
+    assert!(out(&["completions", "fish"]).contains("complete -c aurora2bq"));
 }
