@@ -5,6 +5,7 @@ mod cred_config;
 mod doctor;
 mod extract;
 mod logging;
+mod plan;
 mod run;
 mod state;
 mod termination;
@@ -48,6 +49,9 @@ enum Command {
     /// Copy every table in the config.
     #[command(after_help = run::EXAMPLES)]
     Run(run::Args),
+    /// Show what a run would do, writing nothing: column mapping, target changes, window, estimates, refusals.
+    #[command(after_help = plan::EXAMPLES)]
+    Plan(plan::Args),
     /// Show or reset each table's stored state (watermark, last load, last run).
     #[command(
         after_help = "Examples:\n  aurora2bq state show -c config.toml\n  aurora2bq state reset -c config.toml orders"
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args, run_id).await,
             Command::State(args) => state::state(args, run_id).await,
+            Command::Plan(args) => plan::plan(args, run_id).await,
             Command::Doctor(args) => doctor::doctor(args).await,
             Command::Token(args) => doctor::token(args).await,
             Command::Extract(args) => extract::extract(args).await,

@@ -62,6 +62,28 @@ pub async fn run_tables(
     RunSummary::new(config, outcomes)
 }
 
+/// The rows a run reads of an incremental table: after the stored watermark, or, for a
+/// reload, every row (NULL cursors included) while still tracking the largest cursor, the
+/// watermark later runs continue from. `None` for full refresh.
+pub fn window_for(
+    table: &TableConfig,
+    watermark: Option<crate::source::window::Watermark>,
+    reload: bool,
+) -> Option<Window> {
+    let cursor = table.cursor.as_ref().filter(|_| table.mode != LoadMode::FullRefresh)?;
+    Some(Window {
+        cursor: cursor.clone(),
+        key: table.key.clone().unwrap_or_default(),
+        after: if reload { None } else { watermark },
+        lookback: table.lookback,
+        null_cursors: if reload {
+            crate::source::window::NullCursors::Reread
+        } else {
+            crate::source::window::NullCursors::for_mode(table.mode)
+        },
+    })
+}
+
 /// Why a table stopped before finishing.
 async fn stop_reason(stop: &CancellationToken, deadline: Instant) -> anyhow::Error {
     tokio::select! {
@@ -87,27 +109,11 @@ async fn copy_table(
         r = sink.prior(table) => r?,
         e = stop_reason(&stop, deadline) => return Err(e),
     };
-    let window = match (table.mode, &table.cursor) {
-        (LoadMode::FullRefresh, _) | (_, None) => None,
-        (_, Some(cursor)) => {
-            // A reload reads every row, NULL cursors included, and still tracks the largest
-            // cursor: the watermark later runs continue from.
-            let after = if reload { None } else { prior.watermark.clone() };
-            tracing::info!(table = %table.source_name(), watermark = ?after, "incremental window");
-            crate::failpoint::hit("after-state-read");
-            Some(Window {
-                cursor: cursor.clone(),
-                key: table.key.clone().unwrap_or_default(),
-                after,
-                lookback: table.lookback,
-                null_cursors: if reload {
-                    crate::source::window::NullCursors::Reread
-                } else {
-                    crate::source::window::NullCursors::for_mode(table.mode)
-                },
-            })
-        }
-    };
+    let window = window_for(table, prior.watermark.clone(), reload);
+    if let Some(w) = &window {
+        tracing::info!(table = %table.source_name(), watermark = ?w.after, "incremental window");
+        crate::failpoint::hit("after-state-read");
+    }
     let read = tokio::select! {
         r = source.open(table, window.as_ref()) => r?,
         e = stop_reason(&stop, deadline) => return Err(e),

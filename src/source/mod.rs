@@ -222,6 +222,8 @@ pub struct TableSchema {
     /// The catalog's estimate of the table's rows (statistics, not a count); `None` for
     /// queries and tables never analyzed.
     pub estimated_rows: Option<u64>,
+    /// The catalog's size of the table on disk, in bytes (tables only).
+    pub estimated_bytes: Option<u64>,
 }
 
 impl TableSchema {
@@ -277,6 +279,10 @@ pub trait Source: Send + Sync {
 #[async_trait]
 pub trait TableRead: Send {
     fn schema(&self) -> &TableSchema;
+
+    /// The window's checks in the read's snapshot (e.g. NULL cursors under append), before
+    /// any row: `read_into` runs them first, and `plan` runs them alone.
+    async fn check(&mut self) -> Result<(), SourceError>;
 
     /// Streams every row into `out` in batches, then ends the snapshot.
     async fn read_into(self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError>;

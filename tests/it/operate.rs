@@ -119,3 +119,74 @@ async fn full_refresh_reloads_a_merge_table_atomically_and_keeps_its_mode() {
     s.command(&["run", "--tables", "items"], &[]).await.assert_ok();
     assert_live_source(&s).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_mapping_evolution_window_and_refusals_and_writes_nothing() {
+    let ddl = "CREATE TABLE items (id bigint PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+               INSERT INTO items SELECT g, 'v', timestamptz '2024-01-01Z' + g * interval '1 s' FROM generate_series(1, 50) g;
+               CREATE TABLE ev (id int PRIMARY KEY, a text); INSERT INTO ev VALUES (1, 'x');
+               CREATE TABLE bad (id int PRIMARY KEY, l pg_lsn);
+               ANALYZE items;";
+    let tables = r#"
+[[tables]]
+source = "items"
+mode = "merge"
+cursor = "updated_at"
+lookback = 60
+
+[[tables]]
+source = "ev"
+
+[[tables]]
+source = "bad"
+"#;
+    let s = Landing::new(ddl, &[], tables).await;
+    s.command(&["run", "--tables", "items,ev"], &[]).await.assert_ok();
+    s.db.exec("ALTER TABLE ev ADD COLUMN b bigint").await;
+    let before_tables = targets(&s).await;
+    let before_state = state(&s).await;
+
+    let plan = s.command(&["plan", "--json"], &[]).await;
+    assert_eq!(plan.code, Some(1), "a table would fail: {}\n{}", plan.stdout, plan.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan --json is JSON");
+    let table = |name: &str| plan.as_array().unwrap().iter().find(|t| t["table"] == name).unwrap().clone();
+
+    let items = table("items");
+    assert!(items["problem"].is_null(), "{items}");
+    assert_eq!(items["mode"], "merge");
+    assert_eq!(items["target"]["action"], "unchanged");
+    assert_eq!(items["window"]["cursor"], "updated_at");
+    assert_eq!(items["window"]["after"], "2024-01-01T00:00:50Z", "{items}");
+    assert_eq!(items["window"]["lookback"], 60);
+    assert_eq!(items["estimate"]["rows"], 50, "ANALYZE's count: {items}");
+    let cols: Vec<(String, String)> = items["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["source_type"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(cols[0], ("id".to_string(), "bigint".to_string()), "{items}");
+    assert_eq!(items["columns"][2]["bigquery_type"], "TIMESTAMP");
+
+    let ev = table("ev");
+    assert_eq!(ev["target"]["action"], "evolve", "{ev}");
+    assert_eq!(ev["target"]["add"][0][0], "b", "{ev}");
+    assert!(ev["problem"].is_null());
+
+    let bad = table("bad");
+    assert!(bad["problem"].as_str().unwrap().contains("pg_lsn"), "{bad}");
+    assert!(bad["fix"].as_str().unwrap().contains("exclude_columns"), "{bad}");
+
+    // Nothing was written: the same tables, the same state, ev without its new column.
+    assert_eq!(targets(&s).await, before_tables);
+    assert_eq!(state(&s).await, before_state);
+    let ev_cols = s.bq.table(&s.dataset, "ev").await.unwrap()["schema"]["fields"].to_string();
+    assert!(!ev_cols.contains("\"b\""), "{ev_cols}");
+
+    // The text form says the same for people.
+    let text = s.command(&["plan", "--tables", "ev,bad"], &[]).await;
+    assert_eq!(text.code, Some(1));
+    assert!(text.stdout.contains("target: add column b"), "{}", text.stdout);
+    assert!(text.stdout.contains("WOULD FAIL") && text.stdout.contains("fix: exclude the column"), "{}", text.stdout);
+    assert!(text.stdout.contains("1 of 2 tables would load"), "{}", text.stdout);
+}

@@ -127,12 +127,7 @@ impl BigQueryLoad {
 
     /// The target's columns: the source's, plus the metadata columns when asked for.
     fn target_fields(&self) -> Vec<BqField> {
-        let mut f = self.fields.clone();
-        if self.table.target_options.metadata_columns {
-            f.push(BqField { name: sql::EXTRACTED_AT.into(), ty: BqType::Timestamp, repeated: false });
-            f.push(BqField { name: sql::RUN_ID.into(), ty: BqType::String, repeated: false });
-        }
-        f
+        target_fields(&self.table, &self.fields)
     }
 
     /// The staging rows' range of the target's partition column, for pruning the MERGE.
@@ -315,4 +310,14 @@ async fn drop_staging(sink: &BigQuerySink, staging: &str) {
         Ok(Err(e)) => tracing::warn!(table = staging, error = %e, "could not drop the staging table; it will expire"),
         Err(_) => tracing::warn!(table = staging, "dropping the staging table timed out; it will expire"),
     }
+}
+
+/// The target's columns: the source's, and the metadata columns when the table asks for them.
+pub(super) fn target_fields(table: &TableConfig, fields: &[BqField]) -> Vec<BqField> {
+    let mut f = fields.to_vec();
+    if table.target_options.metadata_columns {
+        f.push(BqField { name: sql::EXTRACTED_AT.into(), ty: BqType::Timestamp, repeated: false });
+        f.push(BqField { name: sql::RUN_ID.into(), ty: BqType::String, repeated: false });
+    }
+    f
 }

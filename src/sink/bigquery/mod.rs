@@ -16,6 +16,8 @@ pub mod state;
 mod target;
 pub mod write;
 
+pub use target::{Evolution, TargetPlan};
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -103,6 +105,16 @@ impl BigQuerySink {
         let dropped = self.rest.delete_table(&self.dest.dataset, &table).await;
         streamed?;
         dropped
+    }
+
+    /// What loading `schema` would do to `table`'s target (create it, or which columns it would
+    /// add or widen), or the refusal a load would stop with; changes nothing.
+    pub async fn plan_target(
+        &self,
+        table: &TableConfig,
+        schema: &crate::source::TableSchema,
+    ) -> Result<TargetPlan, SinkError> {
+        target::plan(self, table, &load::target_fields(table, &schema.fields())).await
     }
 
     pub fn rest(&self) -> &RestClient {

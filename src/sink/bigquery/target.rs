@@ -61,16 +61,38 @@ pub enum Ensured {
     Existed,
 }
 
-pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]) -> Result<Ensured, SinkError> {
-    let (project, dataset, target) = (&sink.dest.project, &sink.dest.dataset, &table.target);
-    let Some(existing) = sink.rest.get_table(dataset, target).await? else {
-        let desc = table.target_options.description.as_deref();
-        let mut resource = schema::table_resource(project, dataset, target, fields, None, desc);
-        options(&mut resource, table);
-        sink.rest.create_table(dataset, &resource).await?;
-        return Ok(Ensured::Created);
-    };
-    let current = schema::existing_fields(&existing);
+/// What loading `fields` would do to an existing target, or why it cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Evolution {
+    /// New columns, with their BigQuery types.
+    pub added: Vec<(String, String)>,
+    /// Columns widened in place: (name, from, to).
+    pub widened: Vec<(String, String, String)>,
+    /// Target columns the source no longer has: kept, and NULL from now on.
+    pub kept: Vec<String>,
+}
+
+impl Evolution {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.widened.is_empty()
+    }
+}
+
+/// What a load would do to its target, found without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPlan {
+    Create,
+    Evolve(Evolution),
+}
+
+/// The changes `fields` need of the existing table `existing`, or the refusal (with its
+/// fix) a load would stop with.
+fn assess(
+    existing: &Value,
+    table: &TableConfig,
+    fields: &[BqField],
+) -> Result<(schema::SchemaDiff, Evolution), SinkError> {
+    let current = schema::existing_fields(existing);
     let diff = schema::diff(&current, fields);
     // A source type the target's type can hold (INT64 into NUMERIC) needs no change.
     let (widen, refuse): (Vec<_>, Vec<_>) = diff
@@ -89,12 +111,42 @@ pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]
         || (policy == SchemaChanges::Refuse
             && (!widen.is_empty() || !diff.added.is_empty() || !diff.missing_in_source.is_empty()))
     {
-        return Err(SinkError::Schema { table: target.clone(), detail: describe(&diff, &refuse, &widen, policy) });
+        return Err(SinkError::Schema {
+            table: table.target.clone(),
+            detail: describe(&diff, &refuse, &widen, policy),
+        });
     }
+    let evolution = Evolution {
+        added: diff.added.iter().map(|f| (f.name.clone(), f.ty.rest_name().to_owned())).collect(),
+        widened: widen.into_iter().cloned().collect(),
+        kept: diff.missing_in_source.clone(),
+    };
+    Ok((diff, evolution))
+}
+
+/// What [`ensure`] would do, with nothing changed: for `aurora2bq plan`.
+pub async fn plan(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]) -> Result<TargetPlan, SinkError> {
+    match sink.rest.get_table(&sink.dest.dataset, &table.target).await? {
+        None => Ok(TargetPlan::Create),
+        Some(existing) => Ok(TargetPlan::Evolve(assess(&existing, table, fields)?.1)),
+    }
+}
+
+pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]) -> Result<Ensured, SinkError> {
+    let (project, dataset, target) = (&sink.dest.project, &sink.dest.dataset, &table.target);
+    let Some(existing) = sink.rest.get_table(dataset, target).await? else {
+        let desc = table.target_options.description.as_deref();
+        let mut resource = schema::table_resource(project, dataset, target, fields, None, desc);
+        options(&mut resource, table);
+        sink.rest.create_table(dataset, &resource).await?;
+        return Ok(Ensured::Created);
+    };
+    let (diff, evolution) = assess(&existing, table, fields)?;
+    let widen = &evolution.widened;
     if !diff.missing_in_source.is_empty() {
         tracing::warn!(table = %target, columns = ?diff.missing_in_source, "target columns no longer in the source are kept and loaded as NULL");
     }
-    if diff.added.is_empty() && widen.is_empty() {
+    if evolution.is_empty() {
         return Ok(Ensured::Existed);
     }
     let t = quote(&[project, dataset, target]);
@@ -105,7 +157,7 @@ pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]
         sink.rest.query(&format!("adding column {} to {target}", f.name), &sql, DDL_DEADLINE).await?;
         tracing::info!(table = %target, column = %f.name, "added a column the source gained");
     }
-    for (name, from, to) in &widen {
+    for (name, from, to) in widen {
         let sql = format!("ALTER TABLE {t} ALTER COLUMN {} SET DATA TYPE {}", quote(&[name]), ddl_type(to));
         sink.rest.query(&format!("widening {name} of {target} from {from} to {to}"), &sql, DDL_DEADLINE).await?;
         tracing::info!(table = %target, column = %name, from = %from, to = %to, "widened a column");

@@ -15,6 +15,8 @@ pub struct Catalog {
     pub primary_key: Vec<String>,
     /// The catalog's row estimate (tables only).
     pub estimated_rows: Option<u64>,
+    /// The table's size on disk (tables only).
+    pub estimated_bytes: Option<u64>,
 }
 
 /// `exact`: a query's columns from [`query_columns`], when they could be had.
@@ -32,6 +34,7 @@ pub async fn describe(
                 columns,
                 primary_key: Vec::new(),
                 estimated_rows: None,
+                estimated_bytes: None,
             }),
             None => describe_query(conn, table, sql).await,
         },
@@ -158,16 +161,17 @@ async fn describe_table(
         return Err(if denied { SourceError::NoSelect { table: display_name, user } } else { q("reading it", e) });
     }
     // InnoDB's estimate (it can be off by half); a statistic for progress and plans only.
-    let estimated_rows: Option<u64> = sqlx::query_scalar(
-        "SELECT CAST(TABLE_ROWS AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+    let estimate: Option<(Option<u64>, Option<u64>)> = sqlx::query_as(
+        "SELECT CAST(TABLE_ROWS AS UNSIGNED), CAST(DATA_LENGTH + INDEX_LENGTH AS UNSIGNED) \
+         FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
     )
     .bind(&db)
     .bind(name)
     .fetch_optional(&mut *conn)
     .await
-    .map_err(|e| q("reading its row estimate", e))?
-    .flatten();
-    Ok(Catalog { display_name, from, columns, primary_key, estimated_rows })
+    .map_err(|e| q("reading its size estimate", e))?;
+    let (estimated_rows, estimated_bytes) = estimate.unwrap_or_default();
+    Ok(Catalog { display_name, from, columns, primary_key, estimated_rows, estimated_bytes })
 }
 
 async fn describe_query(conn: &mut MySqlConnection, table: &TableConfig, sql: &str) -> Result<Catalog, SourceError> {
@@ -184,6 +188,7 @@ async fn describe_query(conn: &mut MySqlConnection, table: &TableConfig, sql: &s
         columns,
         primary_key: Vec::new(),
         estimated_rows: None,
+        estimated_bytes: None,
     })
 }
 

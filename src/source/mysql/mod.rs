@@ -113,6 +113,7 @@ impl Source for MySqlSource {
         };
         let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
         schema.estimated_rows = catalog.estimated_rows;
+        schema.estimated_bytes = catalog.estimated_bytes;
         crate::source::names::apply_target_names(table, &mut schema)?;
         if let Some(w) = &window {
             let column = |k: &str| catalog.columns.iter().find(|c| c.name == k);

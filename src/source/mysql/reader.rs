@@ -44,19 +44,29 @@ impl TableRead for MyTableRead {
         &self.schema
     }
 
+    async fn check(&mut self) -> Result<(), SourceError> {
+        let table = self.schema.display_name.clone();
+        for g in self.window.as_ref().map(|w| w.guards(&self.from)).unwrap_or_default() {
+            let hit = (&mut self.conn).fetch_optional(g.sql.as_str()).await.map_err(|source| SourceError::Query {
+                table: table.clone(),
+                what: "checking the window",
+                source,
+            })?;
+            if hit.is_some() {
+                return Err(SourceError::Refused { table: table.clone(), problem: g.problem, fix: g.fix });
+            }
+        }
+        Ok(())
+    }
+
     async fn read_into(mut self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError> {
+        self.check().await?;
         let table = self.schema.display_name.clone();
         let q = |what| {
             let table = table.clone();
             move |source| SourceError::Query { table, what, source }
         };
         let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
-        for g in self.window.as_ref().map(|w| w.guards(&self.from)).unwrap_or_default() {
-            let hit = (&mut self.conn).fetch_optional(g.sql.as_str()).await.map_err(q("checking the window"))?;
-            if hit.is_some() {
-                return Err(SourceError::Refused { table: table.clone(), problem: g.problem, fix: g.fix });
-            }
-        }
         let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
         let sql = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.from);
         let limits = self.inner.limits;

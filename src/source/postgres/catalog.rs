@@ -44,6 +44,8 @@ pub struct Catalog {
     pub primary_key: Vec<String>,
     /// The catalog's row estimate (tables only).
     pub estimated_rows: Option<u64>,
+    /// The table's size on disk (tables only).
+    pub estimated_bytes: Option<u64>,
 }
 
 pub fn quote_ident(s: &str) -> String {
@@ -96,7 +98,8 @@ async fn describe_table(
     };
     let row = sqlx::query(
         "SELECT c.oid::int8, c.oid::regclass::text, has_table_privilege(c.oid, 'SELECT'), \
-         current_user::text, CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 END \
+         current_user::text, CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 END, \
+         pg_total_relation_size(c.oid) \
          FROM pg_class c WHERE c.oid = to_regclass($1)",
     )
     .bind(&relation)
@@ -131,7 +134,8 @@ async fn describe_table(
     .map_err(|e| q("reading its primary key", e))?;
     // -1 until the table is first analyzed (PostgreSQL 14 and later).
     let estimated_rows = row.get::<Option<i64>, _>(4).and_then(|n| u64::try_from(n).ok());
-    Ok(Catalog { display_name, from: relation, columns, primary_key, estimated_rows })
+    let estimated_bytes = row.get::<Option<i64>, _>(5).and_then(|n| u64::try_from(n).ok());
+    Ok(Catalog { display_name, from: relation, columns, primary_key, estimated_rows, estimated_bytes })
 }
 
 /// A query's columns from the server's description of its result; types that come
@@ -176,5 +180,6 @@ async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str)
         columns,
         primary_key: Vec::new(),
         estimated_rows: None,
+        estimated_bytes: None,
     })
 }

@@ -84,8 +84,7 @@ impl TableRead for PgTableRead {
         &self.schema
     }
 
-    async fn read_into(mut self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError> {
-        let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
+    async fn check(&mut self) -> Result<(), SourceError> {
         for g in self.window.as_ref().map(|w| w.guards(&self.catalog.from)).unwrap_or_default() {
             let hit =
                 sqlx::query(&g.sql).fetch_optional(&mut self.conn).await.map_err(self.q("checking the window"))?;
@@ -97,6 +96,12 @@ impl TableRead for PgTableRead {
                 });
             }
         }
+        Ok(())
+    }
+
+    async fn read_into(mut self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError> {
+        self.check().await?;
+        let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
         let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
         let base = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.catalog.from);
         let ranges = if self.chunks > 1 { self.ranges(&condition).await? } else { Vec::new() };
