@@ -30,8 +30,18 @@ pub async fn extract(a: Args) -> u8 {
             return exit::SETUP_FAILED;
         }
     };
+    let tables = match source::expand_patterns(&*src, &config.tables).await {
+        Ok((tables, notes)) => {
+            notes.iter().for_each(|n| tracing::warn!("{n}"));
+            tables
+        }
+        Err(e) => {
+            super::report("listing the source's tables", &e.into());
+            return exit::SETUP_FAILED;
+        }
+    };
     let mut failed = false;
-    for t in &config.tables {
+    for t in &tables {
         let started = Instant::now();
         let result = async {
             let read = src.open(t, None).await?;

@@ -46,11 +46,18 @@ pub async fn plan(args: Args, run_id: String) -> u8 {
 async fn plan_inner(args: &Args, run_id: &str) -> anyhow::Result<u8> {
     let mut config = config::load(&args.config)?;
     let selection = config::select::Selection { tables: args.tables.clone(), ..Default::default() };
-    config.tables = selection.apply(&config.tables).map_err(anyhow::Error::msg)?.tables;
+    if config::select::pattern_schemas(&config.tables).is_empty() {
+        selection.apply(&config.tables).map_err(anyhow::Error::msg)?;
+    }
     let sink = super::run::bigquery(&config, run_id)?;
     sink.rest().get_dataset(&config.destination.dataset).await?;
     let limits = BatchLimits { rows: 1, bytes: 1024 };
     let source = source::connect(&config.source, limits).await?;
+    let (tables, notes) = source::expand_patterns(&*source, &config.tables).await?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    config.tables = selection.apply(&tables).map_err(anyhow::Error::msg)?.tables;
     let mut plans = Vec::new();
     for table in &config.tables {
         plans.push(table_plan(table, &*source, &sink).await);

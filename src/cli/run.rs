@@ -104,9 +104,11 @@ pub async fn run(args: Args, run_id: String) -> u8 {
 
 async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow::Result<pipeline::RunSummary> {
     let mut config = config::load(&args.config)?;
-    let selected = args.selection().apply(&config.tables).map_err(anyhow::Error::msg)?;
-    config.tables = selected.tables;
-    tracing::info!(tables = config.tables.len(), version = crate::VERSION, "run started");
+    // Names are checked before any connection, unless pattern entries are still to be
+    // expanded: then once the source has listed their tables.
+    if config::select::pattern_schemas(&config.tables).is_empty() {
+        args.selection().apply(&config.tables).map_err(anyhow::Error::msg)?;
+    }
     if config.google.allow_insecure_endpoints {
         tracing::warn!(
             "google.allow_insecure_endpoints is on: plain-HTTP loopback endpoints are accepted. This is \
@@ -124,6 +126,14 @@ async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow
     sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
+    let (tables, notes) =
+        source::expand_patterns(&*source, &config.tables).await.context("listing the source's tables")?;
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    let selected = args.selection().apply(&tables).map_err(anyhow::Error::msg)?;
+    config.tables = selected.tables;
+    tracing::info!(tables = config.tables.len(), version = crate::VERSION, "run started");
     let summary =
         pipeline::run_tables(&config, &selected.reload, Arc::from(source), Arc::new(sink.clone()), stop, progress)
             .await;

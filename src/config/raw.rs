@@ -84,6 +84,8 @@ pub struct RawMetrics {
 #[serde(deny_unknown_fields)]
 pub struct RawTable {
     pub source: Option<Spanned<String>>,
+    /// With a pattern source: tables (names, `*` and `?`) it leaves out.
+    pub exclude: Option<Spanned<Vec<String>>>,
     pub query: Option<Spanned<String>>,
     pub target: Option<Spanned<String>>,
     pub mode: Option<Spanned<String>>,

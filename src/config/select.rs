@@ -2,7 +2,7 @@
 //! them it reloads from scratch (`--full-refresh`). Tables are named as in the config: by
 //! target, by source (`schema.table`) or by the source's table name, with `*` and `?` globs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{TableConfig, TableSource};
 
@@ -60,6 +60,69 @@ impl Selection {
         }
         Ok(Selected { tables: chosen, reload })
     }
+}
+
+/// The schemas whose tables the pattern entries need listed (`None`: the connection's default).
+pub fn pattern_schemas(tables: &[TableConfig]) -> BTreeSet<Option<String>> {
+    tables
+        .iter()
+        .filter_map(|t| match &t.source {
+            TableSource::Pattern { schema, .. } => Some(schema.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The config's tables with each pattern entry replaced by the tables it matches in `listed`
+/// (schema → table names). A table that an entry names on its own, or an earlier pattern
+/// took, is not taken again; a name BigQuery cannot take as a table is left out. Each such
+/// case, and a pattern that matches nothing, is said in `notes`.
+pub fn expand(
+    tables: &[TableConfig],
+    listed: &BTreeMap<Option<String>, Vec<String>>,
+) -> (Vec<TableConfig>, Vec<String>) {
+    let explicit = |schema: &Option<String>, name: &str| {
+        tables
+            .iter()
+            .any(|t| matches!(&t.source, TableSource::Table { schema: s, name: n } if s == schema && n == name))
+    };
+    let mut out: Vec<TableConfig> = Vec::new();
+    let mut notes = Vec::new();
+    for t in tables {
+        let TableSource::Pattern { schema, pattern, exclude } = &t.source else {
+            out.push(t.clone());
+            continue;
+        };
+        let mut matched = 0;
+        for name in listed.get(schema).into_iter().flatten() {
+            if !glob(pattern, name) || exclude.iter().any(|e| glob(e, name)) || explicit(schema, name) {
+                continue;
+            }
+            matched += 1;
+            if out.iter().chain(tables.iter()).any(|o| o.target.eq_ignore_ascii_case(name)) {
+                notes.push(format!(
+                    "{}: {name} is already loaded by another entry; the pattern leaves it",
+                    t.source_name()
+                ));
+                continue;
+            }
+            if !super::validate::is_bq_name(name) || name.to_ascii_lowercase().starts_with("_aurora2bq") {
+                notes.push(format!(
+                    "{}: {name} cannot be a BigQuery table name; list it in an entry of its own with a `target`",
+                    t.source_name()
+                ));
+                continue;
+            }
+            let mut one = t.clone();
+            one.source = TableSource::Table { schema: schema.clone(), name: name.clone() };
+            one.target = name.clone();
+            out.push(one);
+        }
+        if matched == 0 {
+            notes.push(format!("{} matches no table yet; it is looked up again at every run", t.source_name()));
+        }
+    }
+    (out, notes)
 }
 
 /// Whether `pattern` names `table` by its target, its source, or its source's table name.
@@ -134,6 +197,30 @@ mod tests {
         let s = Selection { tables: vec!["customers".into(), "events".into()], ..Default::default() };
         let got = s.apply(&tables()).unwrap();
         assert_eq!(got.tables.len(), 2);
+    }
+
+    #[test]
+    fn patterns_expand_to_their_tables_leaving_explicit_and_excluded_ones() {
+        let mut pattern = TableConfig::simple(Some("app"), "x");
+        pattern.source =
+            TableSource::Pattern { schema: Some("app".into()), pattern: "t*".into(), exclude: vec!["t_audit*".into()] };
+        pattern.target = "app.t*".into();
+        let mut explicit = TableConfig::simple(Some("app"), "t2");
+        explicit.target = "t2_custom".into();
+        let listed = BTreeMap::from([(
+            Some("app".to_string()),
+            vec!["t1".into(), "t2".into(), "t_audit_log".into(), "other".into(), "t-bad".into()],
+        )]);
+        let (tables, notes) = expand(&[pattern.clone(), explicit], &listed);
+        let got: Vec<(String, String)> = tables.iter().map(|t| (t.source_name(), t.target.clone())).collect();
+        assert_eq!(
+            got,
+            [("app.t1".into(), "t1".into()), ("app.t2".into(), "t2_custom".into())],
+            "the explicit entry wins, excluded and unmatched tables are left"
+        );
+        assert!(notes.iter().any(|n| n.contains("t-bad")), "{notes:?}");
+        let (none, notes) = expand(&[pattern], &BTreeMap::new());
+        assert!(none.is_empty() && notes[0].contains("matches no table yet"), "{notes:?}");
     }
 
     #[test]

@@ -9,6 +9,10 @@ pub enum TableSource {
     Table { schema: Option<String>, name: String },
     /// A SELECT statement; its columns and types come from the result's metadata.
     Query(String),
+    /// Every table of `schema` whose name matches `pattern` (`*`, `?`) and none of `exclude`,
+    /// each loaded into a target of its own name with this entry's options. Expanded against
+    /// the source's catalog at the start of each run, so new tables are picked up.
+    Pattern { schema: Option<String>, pattern: String, exclude: Vec<String> },
 }
 
 /// How rows reach the target.
@@ -119,6 +123,8 @@ impl TableConfig {
             TableSource::Table { schema: Some(s), name } => format!("{s}.{name}"),
             TableSource::Table { schema: None, name } => name.clone(),
             TableSource::Query(_) => format!("query for {}", self.target),
+            TableSource::Pattern { schema: Some(s), pattern, .. } => format!("{s}.{pattern}"),
+            TableSource::Pattern { schema: None, pattern, .. } => pattern.clone(),
         }
     }
 

@@ -216,7 +216,17 @@ impl Doctor {
             }
         };
         let mut details = vec![format!("connected ({})", cfg.source.engine.name())];
-        for t in &cfg.tables {
+        let tables = match source::expand_patterns(&*src, &cfg.tables).await {
+            Ok((tables, notes)) => {
+                details.extend(notes.into_iter().map(|n| format!("note: {n}")));
+                tables
+            }
+            Err(e) => {
+                self.push(Check::failed(name, details, e.problem(), e.fix()));
+                return;
+            }
+        };
+        for t in &tables {
             match src.open(t, None).await {
                 Ok(read) => {
                     let s = read.schema();

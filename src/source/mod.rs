@@ -273,6 +273,10 @@ pub trait Source: Send + Sync {
         table: &TableConfig,
         window: Option<&window::Window>,
     ) -> Result<Box<dyn TableRead>, SourceError>;
+
+    /// The tables and views of `schema` (MySQL: database; `None`: the connection's default),
+    /// by name, for pattern entries.
+    async fn list_tables(&self, schema: Option<&str>) -> Result<Vec<String>, SourceError>;
 }
 
 /// One table inside its snapshot: its schema, then its rows.
@@ -286,6 +290,20 @@ pub trait TableRead: Send {
 
     /// Streams every row into `out` in batches, then ends the snapshot.
     async fn read_into(self: Box<Self>, out: mpsc::Sender<RecordBatch>) -> Result<ReadStats, SourceError>;
+}
+
+/// The tables with each pattern entry replaced by the source tables it matches now, and
+/// notes on what the patterns left out (see [`crate::config::select::expand`]).
+pub async fn expand_patterns(
+    source: &dyn Source,
+    tables: &[TableConfig],
+) -> Result<(Vec<TableConfig>, Vec<String>), SourceError> {
+    let mut listed = std::collections::BTreeMap::new();
+    for schema in crate::config::select::pattern_schemas(tables) {
+        let names = source.list_tables(schema.as_deref()).await?;
+        listed.insert(schema, names);
+    }
+    Ok(crate::config::select::expand(tables, &listed))
 }
 
 /// Connects to the configured engine.

@@ -190,3 +190,33 @@ source = "bad"
     assert!(text.stdout.contains("WOULD FAIL") && text.stdout.contains("fix: exclude the column"), "{}", text.stdout);
     assert!(text.stdout.contains("1 of 2 tables would load"), "{}", text.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_entry_loads_each_matching_table_and_picks_up_new_ones() {
+    let ddl = "CREATE SCHEMA app;
+               CREATE TABLE app.t1 (id int PRIMARY KEY); INSERT INTO app.t1 VALUES (1);
+               CREATE TABLE app.t2 (id int PRIMARY KEY); INSERT INTO app.t2 VALUES (1), (2);
+               CREATE TABLE app.t_audit (id int PRIMARY KEY);
+               CREATE TABLE app.other (id int PRIMARY KEY);";
+    let tables = r#"
+[[tables]]
+source = "app.t*"
+exclude = ["t_audit*"]
+
+[[tables]]
+source = "app.t2"
+target = "t2_custom"
+"#;
+    let s = Landing::new(ddl, &[], tables).await;
+    s.command(&["run"], &[]).await.assert_ok();
+    assert_eq!(targets(&s).await, ["t1", "t2_custom"], "the explicit entry wins; excluded and unmatched are left");
+    let count = s.bq.query(&format!("SELECT COUNT(*) FROM {}.t2_custom", s.dataset)).await;
+    assert_eq!(count[0][0].as_str(), Some("2"));
+
+    // A table created later is loaded by the next run, and can be chosen by its own name.
+    s.db.exec("CREATE TABLE app.t3 (id int PRIMARY KEY); INSERT INTO app.t3 VALUES (7);").await;
+    s.command(&["run", "--tables", "t3"], &[]).await.assert_ok();
+    assert_eq!(targets(&s).await, ["t1", "t2_custom", "t3"]);
+    let row = s.bq.query(&format!("SELECT id FROM {}.t3", s.dataset)).await;
+    assert_eq!(row[0][0].as_str(), Some("7"));
+}

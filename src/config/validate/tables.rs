@@ -110,6 +110,23 @@ fn source_and_target(
                     ),
                 )
             })?;
+            if name.contains(['*', '?']) {
+                if let Some(tg) = &t.target {
+                    return Err(cx.err(
+                        tg.span(),
+                        &key("target"),
+                        "a pattern's tables keep their own names as targets; to give one another target, list it \
+                         in an entry of its own (that entry wins over the pattern)",
+                    ));
+                }
+                let exclude = t.exclude.as_ref().map(|e| e.get_ref().clone()).unwrap_or_default();
+                // The entry's own name stands for it in messages and selections; its tables get theirs.
+                let label = s.get_ref().clone();
+                return Ok((TableSource::Pattern { schema, pattern: name, exclude }, label, s.span()));
+            }
+            if let Some(e) = &t.exclude {
+                return Err(cx.err(e.span(), &key("exclude"), "applies to a pattern source (`schema.prefix_*`) only"));
+            }
             (TableSource::Table { schema, name: name.clone() }, Some(name), s.span())
         }
         (None, Some(q)) => {

@@ -132,6 +132,14 @@ fn incremental_tables_and_queries_are_validated() {
     assert_eq!(c.tables[0].mode, LoadMode::Merge);
     assert_eq!(c.tables[0].lookback, Some(300));
     assert_eq!(c.tables[1].source, TableSource::Query("SELECT 1 AS x".into()));
+    let pattern = format!(
+        "{base}[[tables]]\nsource = \"public.*\"\nexclude = [\"audit_*\"]\nmode = \"append\"\ncursor = \"id\"\n"
+    );
+    let c = parse(Path::new("c.toml"), &pattern).unwrap();
+    assert_eq!(
+        c.tables[0].source,
+        TableSource::Pattern { schema: Some("public".into()), pattern: "*".into(), exclude: vec!["audit_*".into()] }
+    );
     let cases = [
         ("source = \"orders\"\nmode = \"merge\"", "tables[0].cursor", "incremental modes need"),
         ("source = \"orders\"\nmode = \"upsert\"", "tables[0].mode", "upsert"),
@@ -140,6 +148,8 @@ fn incremental_tables_and_queries_are_validated() {
         ("source = \"orders\"\ncast = { a = \"float\" }", "tables[0].cast.a", "float"),
         ("source = \"orders\"\ncursor = \"u\"", "tables[0].cursor", "only applies"),
         ("source = \"orders\"\nparallel_chunks = 99", "tables[0].parallel_chunks", "1 to 32"),
+        ("source = \"public.*\"\ntarget = \"x\"", "tables[0].target", "keep their own names"),
+        ("source = \"orders\"\nexclude = [\"a\"]", "tables[0].exclude", "pattern source"),
     ];
     for (table, key, needle) in cases {
         let (_, k, m) = err(&format!("{base}[[tables]]\n{table}\n"));

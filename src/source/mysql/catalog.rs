@@ -19,6 +19,22 @@ pub struct Catalog {
     pub estimated_bytes: Option<u64>,
 }
 
+/// The tables and views of `database` (default: the connection's).
+pub async fn list_tables(conn: &mut MySqlConnection, database: Option<&str>) -> Result<Vec<String>, SourceError> {
+    sqlx::query_scalar(
+        "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) \
+         ORDER BY 1",
+    )
+    .bind(database)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|source| SourceError::Query {
+        table: format!("{}.*", database.unwrap_or("(default database)")),
+        what: "listing the database's tables",
+        source,
+    })
+}
+
 /// `exact`: a query's columns from [`query_columns`], when they could be had.
 pub async fn describe(
     conn: &mut MySqlConnection,
@@ -38,6 +54,10 @@ pub async fn describe(
             }),
             None => describe_query(conn, table, sql).await,
         },
+        TableSource::Pattern { .. } => Err(SourceError::Config {
+            table: table.source_name(),
+            detail: "a pattern entry is expanded into its tables before any is read".into(),
+        }),
     }
 }
 

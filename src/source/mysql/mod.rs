@@ -95,12 +95,17 @@ impl MyInner {
 
 #[async_trait]
 impl Source for MySqlSource {
+    async fn list_tables(&self, schema: Option<&str>) -> Result<Vec<String>, SourceError> {
+        let mut conn = self.inner.connection().await?;
+        catalog::list_tables(&mut conn, schema).await
+    }
+
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
         let exact = match &table.source {
             crate::config::TableSource::Query(sql) => catalog::query_columns(&mut conn, sql).await,
-            crate::config::TableSource::Table { .. } => None,
+            crate::config::TableSource::Table { .. } | crate::config::TableSource::Pattern { .. } => None,
         };
         (&mut conn).execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.map_err(|source| {
             SourceError::Query { table: label.clone(), what: "starting the read snapshot", source }

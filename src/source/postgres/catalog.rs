@@ -77,10 +77,31 @@ const TYPE_JOINS: &str = "JOIN pg_type t ON t.oid = T \
      LEFT JOIN pg_type e0 ON e0.oid = bt.typelem AND bt.typcategory = 'A' \
      LEFT JOIN pg_type et ON et.oid = CASE WHEN e0.typtype = 'd' THEN e0.typbasetype ELSE e0.oid END";
 
+/// The tables, views and partitioned tables of `schema` (default: the first on the search path).
+pub async fn list_tables(conn: &mut PgConnection, schema: Option<&str>) -> Result<Vec<String>, SourceError> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = COALESCE($1, current_schema()) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+         AND NOT c.relispartition ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|source| SourceError::Query {
+        table: format!("{}.*", schema.unwrap_or("(default schema)")),
+        what: "listing the schema's tables",
+        source,
+    })
+}
+
 pub async fn describe(conn: &mut PgConnection, table: &TableConfig) -> Result<Catalog, SourceError> {
     match &table.source {
         TableSource::Table { schema, name } => describe_table(conn, table, schema.as_deref(), name).await,
         TableSource::Query(sql) => describe_query(conn, table, sql).await,
+        TableSource::Pattern { .. } => Err(SourceError::Config {
+            table: table.source_name(),
+            detail: "a pattern entry is expanded into its tables before any is read".into(),
+        }),
     }
 }
 

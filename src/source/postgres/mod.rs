@@ -97,6 +97,11 @@ impl PgInner {
 
 #[async_trait]
 impl Source for PgSource {
+    async fn list_tables(&self, schema: Option<&str>) -> Result<Vec<String>, SourceError> {
+        let mut conn = self.inner.connection().await?;
+        catalog::list_tables(&mut conn, schema).await
+    }
+
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
