@@ -50,12 +50,21 @@ impl Args {
     }
 }
 
-/// How long a stopped run may take to abandon its streams and record the run history
-/// before it is dropped: well inside the 30 s a pod gets between SIGTERM and SIGKILL.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a stopped run may take to abandon its streams before it is dropped: well inside
+/// the 30–60 s a pod gets between SIGTERM and SIGKILL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The run history is best effort: it may not hold up the end of a run longer than this.
+/// The run history and the metrics push are best effort, after the loads: each may hold up
+/// the end of a run at most this long (after a SIGTERM too, still inside the pod's grace).
 const HISTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A run whose tables have all ended, and where to report it.
+struct Finished {
+    summary: pipeline::RunSummary,
+    sink: BigQuerySink,
+    metrics: config::MetricsConfig,
+    dataset: String,
+}
 
 pub async fn run(args: Args, run_id: String) -> u8 {
     let stop = CancellationToken::new();
@@ -69,6 +78,13 @@ pub async fn run(args: Args, run_id: String) -> u8 {
     let outcome = tokio::select! {
         r = run_inner(&args, &run_id, stop.clone()) => r,
         () = grace => Err(anyhow::anyhow!("stopped by a signal; nothing of this run was committed after it")),
+    };
+    let outcome = match outcome {
+        Ok(finished) => {
+            report(&finished, &run_id).await;
+            Ok(finished.summary)
+        }
+        Err(e) => Err(e),
     };
     match outcome {
         Ok(summary) => {
@@ -102,7 +118,7 @@ pub async fn run(args: Args, run_id: String) -> u8 {
     }
 }
 
-async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow::Result<pipeline::RunSummary> {
+async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow::Result<Finished> {
     let mut config = config::load(&args.config)?;
     // Names are checked before any connection, unless pattern entries are still to be
     // expanded: then once the source has listed their tables.
@@ -137,24 +153,28 @@ async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow
     let summary =
         pipeline::run_tables(&config, &selected.reload, Arc::from(source), Arc::new(sink.clone()), stop, progress)
             .await;
-    // After the loads, never in their way: a failure here is a warning, not a failed run.
-    let records: Vec<_> = summary.tables.iter().map(|t| t.record(run_id)).collect();
-    match tokio::time::timeout(HISTORY_TIMEOUT, sink.record_run(&records)).await {
+    Ok(Finished { summary, sink, metrics: config.metrics.clone(), dataset: config.destination.dataset.clone() })
+}
+
+/// The run history and the metrics push: after the loads, never in their way; a failure
+/// here is a warning, not a failed run.
+async fn report(f: &Finished, run_id: &str) {
+    let records: Vec<_> = f.summary.tables.iter().map(|t| t.record(run_id)).collect();
+    match tokio::time::timeout(HISTORY_TIMEOUT, f.sink.record_run(&records)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "the run history (_aurora2bq_runs) was not written; the loads stand"),
         Err(_) => tracing::warn!("the run history (_aurora2bq_runs) was not written in time; the loads stand"),
     }
-    if let Some(gateway) = &config.metrics.pushgateway {
-        let text = pipeline::metrics::prometheus_text(&summary);
+    if let Some(gateway) = &f.metrics.pushgateway {
+        let text = pipeline::metrics::prometheus_text(&f.summary);
         let http = crate::http::client(HISTORY_TIMEOUT);
-        let push = pipeline::metrics::push(&http, gateway, &config.metrics.job, &config.destination.dataset, text);
+        let push = pipeline::metrics::push(&http, gateway, &f.metrics.job, &f.dataset, text);
         match tokio::time::timeout(HISTORY_TIMEOUT, push).await {
             Ok(Ok(())) => tracing::info!(gateway = %gateway, "metrics pushed"),
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics were not pushed; the loads stand"),
             Err(_) => tracing::warn!(gateway = %gateway, "metrics were not pushed in time; the loads stand"),
         }
     }
-    Ok(summary)
 }
 
 /// The BigQuery side of a config, with its credentials.

@@ -99,10 +99,10 @@ async fn every_type_reaches_bigquery_unchanged_through_the_whole_chain() {
     let (passed, refused) = chain.emulator.gate_counts();
     assert!(passed >= 5, "only {passed} calls reached BigQuery through the gates");
     assert_eq!(refused, 0);
-    // The staging table is gone; the target and the state table remain.
+    // The staging table is gone; the target, the state table and the run history remain.
     let mut tables = bq.tables(dataset).await;
     tables.sort();
-    assert_eq!(tables, vec!["_aurora2bq_state".to_string(), "everything".to_string()]);
+    assert_eq!(tables, ["_aurora2bq_runs", "_aurora2bq_state", "everything"]);
 }
 
 const SMALL: &[(&str, Kind)] =
