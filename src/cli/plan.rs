@@ -13,6 +13,7 @@ use crate::config::{self, TableConfig};
 use crate::describe::Diagnosis;
 use crate::pipeline::human_bytes;
 use crate::sink::Sink;
+use crate::sink::bigquery::state::STATE_TABLE;
 use crate::sink::bigquery::{BigQuerySink, TargetPlan};
 use crate::source::{self, BatchLimits, Source};
 
@@ -58,9 +59,11 @@ async fn plan_inner(args: &Args, run_id: &str) -> anyhow::Result<u8> {
         eprintln!("note: {note}");
     }
     config.tables = selection.apply(&tables).map_err(anyhow::Error::msg)?.tables;
+    // Before the first run there is no state table (a run creates it; a plan writes nothing).
+    let has_state = sink.rest().get_table(&config.destination.dataset, STATE_TABLE).await?.is_some();
     let mut plans = Vec::new();
     for table in &config.tables {
-        plans.push(table_plan(table, &*source, &sink).await);
+        plans.push(table_plan(table, &*source, &sink, has_state).await);
     }
     let refused = plans.iter().filter(|p| !p["problem"].is_null()).count();
     if args.json {
@@ -80,7 +83,7 @@ async fn plan_inner(args: &Args, run_id: &str) -> anyhow::Result<u8> {
 }
 
 /// One table's plan as JSON; a refusal goes in `problem` and `fix`.
-async fn table_plan(table: &TableConfig, source: &dyn Source, sink: &BigQuerySink) -> Value {
+async fn table_plan(table: &TableConfig, source: &dyn Source, sink: &BigQuerySink, has_state: bool) -> Value {
     let mut out = json!({
         "table": table.target,
         "source": table.source_name(),
@@ -93,9 +96,12 @@ async fn table_plan(table: &TableConfig, source: &dyn Source, sink: &BigQuerySin
         out["fix"] = json!(fix);
         out
     };
-    let prior = match sink.prior(table).await {
-        Ok(p) => p,
-        Err(e) => return refuse(out, e.problem(), e.fix()),
+    let prior = match has_state {
+        false => Default::default(),
+        true => match sink.prior(table).await {
+            Ok(p) => p,
+            Err(e) => return refuse(out, e.problem(), e.fix()),
+        },
     };
     let window = crate::pipeline::window_for(table, prior.watermark.clone(), false);
     if let Some(w) = &window {

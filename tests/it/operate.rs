@@ -141,6 +141,12 @@ source = "ev"
 source = "bad"
 "#;
     let s = Landing::new(ddl, &[], tables).await;
+    // Before the first run: every target would be created, and the plan creates nothing.
+    let first = s.command(&["plan", "--tables", "items,ev", "--json"], &[]).await;
+    first.assert_ok();
+    let first: serde_json::Value = serde_json::from_str(&first.stdout).unwrap();
+    assert!(first.as_array().unwrap().iter().all(|t| t["target"]["action"] == "create"), "{first}");
+    assert!(s.bq.tables(&s.dataset).await.is_empty(), "a plan writes nothing, not even the state table");
     s.command(&["run", "--tables", "items,ev"], &[]).await.assert_ok();
     s.db.exec("ALTER TABLE ev ADD COLUMN b bigint").await;
     let before_tables = targets(&s).await;
