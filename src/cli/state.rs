@@ -34,7 +34,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Forget the watermarks of tables (one transaction): their next run reads them from the start.
+    /// Forget the watermarks of tables (one atomic statement): their next run reads them from the start.
     #[command(after_help = "Examples:\n  aurora2bq state reset -c config.toml orders\n  aurora2bq state reset -c \
                              config.toml 'public.*' --yes")]
     Reset {
@@ -139,8 +139,10 @@ async fn reset(path: &std::path::Path, names: &[String], yes: bool, run_id: &str
         }
     }
     let sink = super::run::bigquery(&config, run_id)?;
-    let forgotten = sink.state().reset(&targets).await?;
-    println!("forgot {forgotten} watermark(s): {}", targets.join(", "));
+    match sink.state().reset(&targets).await? {
+        Some(n) => println!("forgot {n} stored watermark(s) of {}", targets.join(", ")),
+        None => println!("forgot the watermarks of {}", targets.join(", ")),
+    }
     Ok(exit::OK)
 }
 

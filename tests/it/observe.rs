@@ -124,7 +124,9 @@ async fn json_lines_summary_termination_message_history_and_state() {
     let refused = s.command(&["state", "reset", "good"], &[]).await;
     assert_eq!(refused.code, Some(2), "{}", refused.stderr);
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
-    s.command(&["state", "reset", "good", "--yes"], &[]).await.assert_ok();
+    let reset = s.command(&["state", "reset", "good", "--yes"], &[]).await;
+    reset.assert_ok();
+    assert!(reset.stdout.contains("forgot 1 stored watermark(s) of good"), "{}", reset.stdout);
     let after: Value = serde_json::from_str(&s.command(&["state", "show", "--json"], &[]).await.stdout).unwrap();
     assert!(after.as_array().unwrap().iter().all(|t| t["table"] != "good"), "{after}");
     // The next run reads the table from the start, and the merge keeps it exact.

@@ -143,17 +143,14 @@ impl StateStore<'_> {
             .collect()
     }
 
-    /// Forgets the watermarks of `targets`, all in one transaction: their next run reads
-    /// them from the start.
-    pub async fn reset(&self, targets: &[String]) -> Result<i64, SinkError> {
+    /// Forgets the watermarks of `targets` in one DML statement (atomic: all or none), so
+    /// their next run reads them from the start. Returns how many were stored, when BigQuery
+    /// says.
+    pub async fn reset(&self, targets: &[String]) -> Result<Option<i64>, SinkError> {
         let names: Vec<String> = targets.iter().map(|t| string_literal(t)).collect();
-        let sql = format!(
-            "BEGIN TRANSACTION;\nDELETE FROM {} WHERE table_name IN ({});\nCOMMIT TRANSACTION;",
-            self.table(),
-            names.join(", ")
-        );
+        let sql = format!("DELETE FROM {} WHERE table_name IN ({})", self.table(), names.join(", "));
         let r = self.rest.query("forgetting watermarks", &sql, std::time::Duration::from_secs(120)).await?;
-        Ok(r.affected_rows.unwrap_or(0))
+        Ok(r.affected_rows)
     }
 
     /// A statement for the data's transaction that fails unless `fence` still names the run
