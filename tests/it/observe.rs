@@ -75,6 +75,12 @@ async fn json_lines_summary_termination_message_history_and_state() {
     }
     assert!(summary["dataset"].is_string(), "the EMF dimension has a value");
 
+    // Every query job of the run carries its run id; each table's load its table.
+    let labels = s.chain.emulator.query_labels();
+    assert!(!labels.is_empty());
+    assert!(labels.iter().all(|l| l["aurora2bq_run"] == run_id.as_str()), "{labels:?}");
+    assert!(labels.iter().any(|l| l["aurora2bq_table"] == "good"), "the load's transaction: {labels:?}");
+
     // The termination message says what failed.
     let message = std::fs::read_to_string(&term).unwrap();
     assert!(message.contains("1 of 2 tables loaded") && message.contains("failed bad"), "{message}");

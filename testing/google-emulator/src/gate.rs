@@ -52,6 +52,18 @@ async fn forward(AxState(g): AxState<Arc<Gate>>, mut req: Request) -> Response {
     {
         return denied;
     }
+    if !g.grpc && req.method() == axum::http::Method::POST && req.uri().path().ends_with("/queries") {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+            return (StatusCode::BAD_REQUEST, "unreadable body").into_response();
+        };
+        let labels = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("labels").cloned())
+            .unwrap_or(serde_json::Value::Null);
+        g.state.query_labels.lock().unwrap_or_else(|e| e.into_inner()).push(labels);
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let Ok(uri) = format!("{}{path}", g.upstream).parse::<Uri>() else {
         return (StatusCode::BAD_GATEWAY, "bad upstream URI").into_response();

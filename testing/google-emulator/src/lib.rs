@@ -154,6 +154,11 @@ impl Emulator {
     pub fn gate_counts(&self) -> (u64, u64) {
         self.state.gate_counts()
     }
+
+    /// The `labels` of each query job request that passed the REST gate.
+    pub fn query_labels(&self) -> Vec<serde_json::Value> {
+        self.state.query_labels.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Drop for Emulator {

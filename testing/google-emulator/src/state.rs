@@ -47,6 +47,9 @@ pub struct State {
     pub users: Mutex<HashMap<String, (String, String, String)>>,
     /// Set when any call arrives with a quota-project header (`x-goog-user-project`).
     pub quota_header_seen: std::sync::atomic::AtomicBool,
+    /// The `labels` of each query job request through the REST gate, in order (bqemulator
+    /// ignores them, so the gate is where a test can see them).
+    pub query_labels: Mutex<Vec<Value>>,
 }
 
 pub fn now_secs() -> i64 {
@@ -70,6 +73,7 @@ impl State {
             sa_keys: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             quota_header_seen: std::sync::atomic::AtomicBool::new(false),
+            query_labels: Mutex::new(Vec::new()),
         }
     }
 
