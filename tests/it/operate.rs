@@ -226,3 +226,38 @@ target = "t2_custom"
     let row = s.bq.query(&format!("SELECT id FROM {}.t3", s.dataset)).await;
     assert_eq!(row[0][0].as_str(), Some("7"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mysql_a_pattern_expands_in_the_urls_database_and_plan_sees_its_tables() {
+    let db = common::MyDb::new().await;
+    db.exec(
+        "CREATE TABLE t1 (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t1 VALUES (1, 'a');
+         CREATE TABLE t2 (id INT PRIMARY KEY); INSERT INTO t2 VALUES (1), (2);
+         CREATE TABLE t_skip (id INT PRIMARY KEY);
+         CREATE TABLE other (id INT PRIMARY KEY);",
+    )
+    .await;
+    let bq = common::bq::Bq::new();
+    let dataset = bq.create_dataset().await;
+    let chain = common::chain::Chain::start(common::chain::good_project()).await;
+    let config = common::write_config(chain.dir.path(), &chain, &dataset, &[], "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("engine = \"postgres\"", "engine = \"mysql\"")
+        + "\n[[tables]]\nsource = \"t*\"\nexclude = [\"t_skip\"]\n";
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let env = [("TEST_SOURCE_URL", db.url.as_str())];
+
+    let plan = common::aurora2bq(&["plan", "--config", config, "--json"], &env).await;
+    plan.assert_ok();
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let planned: Vec<&str> = plan.as_array().unwrap().iter().map(|t| t["table"].as_str().unwrap()).collect();
+    assert_eq!(planned, ["t1", "t2"], "{plan}");
+    assert_eq!(plan[0]["columns"][1]["source_type"], "varchar(10)", "{plan}");
+
+    common::aurora2bq(&["run", "--config", config], &env).await.assert_ok();
+    let mut tables: Vec<String> = bq.tables(&dataset).await.into_iter().filter(|t| !t.starts_with('_')).collect();
+    tables.sort();
+    assert_eq!(tables, ["t1", "t2"]);
+    let n = bq.query(&format!("SELECT COUNT(*) FROM {dataset}.t2")).await;
+    assert_eq!(n[0][0].as_str(), Some("2"));
+}
