@@ -332,3 +332,107 @@ fn the_command_line_explains_itself() {
     assert!(out(&["completions", "zsh"]).contains("#compdef aurora2bq"));
     assert!(out(&["completions", "fish"]).contains("complete -c aurora2bq"));
 }
+
+/// (vCPU, the GB a Fargate pod of that size may have): EKS Fargate adds 256 MB for its own
+/// components (kubelet, kube-proxy, containerd) to the pod's memory request and runs it at
+/// the size that rounds up to, so request + 256 MB should already be one.
+const FARGATE: &[(f64, &[f64])] = &[
+    (0.25, &[0.5, 1.0, 2.0]),
+    (0.5, &[1.0, 2.0, 3.0, 4.0]),
+    (1.0, &[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
+    (2.0, &[4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0]),
+    (4.0, &[8.0, 12.0, 16.0, 20.0, 24.0, 28.0, 30.0]),
+];
+
+fn cpu(q: &str) -> f64 {
+    q.strip_suffix('m').map_or_else(|| q.parse().unwrap(), |m| m.parse::<f64>().unwrap() / 1000.0)
+}
+
+/// Fargate's "GB" are GiB (2 GB = 2048 MiB).
+fn gigabytes(q: &str) -> f64 {
+    let (n, unit) = q.split_at(q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len()));
+    let n: f64 = n.parse().unwrap();
+    match unit {
+        "Gi" => n,
+        "Mi" => n / 1024.0,
+        other => panic!("memory unit {other}: write Mi or Gi"),
+    }
+}
+
+/// The CronJob fits a Fargate size exactly, and every object it makes carries the
+/// app.kubernetes.io labels (checked on the rendered kustomization where kubectl is present).
+#[test]
+fn fargate_sized_and_labelled_everywhere() {
+    let cj: CronJob = parse_strict(&k8s_dir().join("cronjob.yaml"));
+    let pod = cj.spec.unwrap().job_template.spec.unwrap().template.spec.unwrap();
+    let res = pod.containers[0].resources.clone().expect("resources");
+    let (req, lim) = (res.requests.expect("requests"), res.limits.expect("limits"));
+    assert_eq!(req, lim, "requests equal limits");
+    let (c, m) = (cpu(&req["cpu"].0), gigabytes(&req["memory"].0));
+    let sizes = FARGATE.iter().find(|(v, _)| *v == c).map(|(_, gb)| *gb).unwrap_or_else(|| panic!("{c} vCPU"));
+    let pod_gb = m + 0.25;
+    assert!(
+        sizes.iter().any(|gb| (gb - pod_gb).abs() < 0.001),
+        "{m:.3} GB requested + 0.25 GB for Fargate's components is not a Fargate size for {c} vCPU"
+    );
+
+    let k: Kustomization = parse_strict(&k8s_dir().join("kustomization.yaml"));
+    let wanted = ["app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/component"];
+    let labels = k.labels.iter().find(|l| l["includeTemplates"] == true).expect("labels with includeTemplates");
+    for w in wanted {
+        assert!(labels["pairs"][w].is_string(), "{w} in the kustomization's labels");
+    }
+
+    let Ok(rendered) = std::process::Command::new("kubectl").args(["kustomize"]).arg(k8s_dir()).output() else {
+        eprintln!("kubectl is not installed: the rendered manifests are not checked here");
+        return;
+    };
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let text = String::from_utf8(rendered.stdout).unwrap();
+    let mut kinds = Vec::new();
+    for doc in text.split("\n---\n") {
+        let v: Value = serde_norway::from_str(doc).unwrap();
+        let kind = v["kind"].as_str().unwrap().to_owned();
+        let mut places = vec![("metadata", &v["metadata"]["labels"])];
+        if kind == "CronJob" {
+            let cj: CronJob = serde_norway::from_str(doc).expect("the rendered CronJob parses");
+            assert!(cj.spec.unwrap().job_template.spec.unwrap().pod_failure_policy.is_some());
+            places.push(("jobTemplate", &v["spec"]["jobTemplate"]["metadata"]["labels"]));
+            places.push(("pod template", &v["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]));
+        }
+        for (place, l) in places {
+            for w in wanted {
+                assert_eq!(
+                    l[w].as_str(),
+                    Some(if w.ends_with("component") { "loader" } else { "aurora2bq" }),
+                    "{kind} {place}: {w}"
+                );
+            }
+        }
+        kinds.push(kind);
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["ConfigMap", "CronJob", "Secret", "ServiceAccount"]);
+}
+
+/// The Fargate logging snippet parses into Kubernetes types and sends each JSON line alone
+/// (what CloudWatch needs to read the summary's embedded metrics).
+#[test]
+fn the_fargate_logging_snippet_is_well_formed() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    let text = std::fs::read_to_string(k8s_dir().join("aws-observability/logging.yaml")).unwrap();
+    let docs: Vec<&str> = text.split("\n---\n").collect();
+    assert_eq!(docs.len(), 2);
+    let ns: Namespace = serde_norway::from_str(docs[0]).unwrap();
+    assert_eq!(ns.metadata.name.as_deref(), Some("aws-observability"));
+    assert_eq!(ns.metadata.labels.unwrap()["aws-observability"], "enabled");
+    let cm: ConfigMap = serde_norway::from_str(docs[1]).unwrap();
+    assert_eq!(
+        (cm.metadata.name.as_deref(), cm.metadata.namespace.as_deref()),
+        (Some("aws-logging"), Some("aws-observability"))
+    );
+    let data = cm.data.unwrap();
+    let output = &data["output.conf"];
+    assert!(output.contains("Name cloudwatch_logs") && output.contains("log_key log"), "{output}");
+    assert!(data["filters.conf"].contains("Parser crio") && data["parsers.conf"].contains("Name crio"));
+}
