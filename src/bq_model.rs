@@ -95,6 +95,13 @@ pub struct BqField {
     pub repeated: bool,
 }
 
+impl BqField {
+    /// A column of one value per row (not an ARRAY).
+    pub fn scalar(name: impl Into<String>, ty: BqType) -> Self {
+        BqField { name: name.into(), ty, repeated: false }
+    }
+}
+
 /// The Arrow schema of the batches a source produces for these columns.
 pub fn arrow_schema(fields: &[BqField]) -> Arc<Schema> {
     let fields: Vec<Field> = fields

@@ -316,8 +316,8 @@ async fn drop_staging(sink: &BigQuerySink, staging: &str) {
 pub(super) fn target_fields(table: &TableConfig, fields: &[BqField]) -> Vec<BqField> {
     let mut f = fields.to_vec();
     if table.target_options.metadata_columns {
-        f.push(BqField { name: sql::EXTRACTED_AT.into(), ty: BqType::Timestamp, repeated: false });
-        f.push(BqField { name: sql::RUN_ID.into(), ty: BqType::String, repeated: false });
+        f.push(BqField::scalar(sql::EXTRACTED_AT, BqType::Timestamp));
+        f.push(BqField::scalar(sql::RUN_ID, BqType::String));
     }
     f
 }

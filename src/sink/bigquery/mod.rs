@@ -84,8 +84,7 @@ impl BigQuerySink {
     /// nothing is ever committed), then drops the table: the permissions a run needs.
     pub async fn write_probe(&self) -> Result<(), SinkError> {
         let table = format!("_aurora2bq_doctor_probe_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let fields =
-            [crate::bq_model::BqField { name: "probe".into(), ty: crate::bq_model::BqType::Int64, repeated: false }];
+        let fields = [crate::bq_model::BqField::scalar("probe", crate::bq_model::BqType::Int64)];
         let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
         let ms = expires.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let resource = schema::table_resource(

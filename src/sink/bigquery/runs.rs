@@ -15,7 +15,7 @@ use crate::sink::{RunRecord, SinkError};
 pub const RUNS_TABLE: &str = "_aurora2bq_runs";
 
 fn fields() -> Vec<BqField> {
-    let f = |name: &str, ty| BqField { name: name.into(), ty, repeated: false };
+    let f = BqField::scalar;
     vec![
         f("run_id", BqType::String),
         f("version", BqType::String),

@@ -104,7 +104,7 @@ mod tests {
     use super::*;
 
     fn f(name: &str, ty: BqType) -> BqField {
-        BqField { name: name.into(), ty, repeated: false }
+        BqField::scalar(name, ty)
     }
 
     #[test]

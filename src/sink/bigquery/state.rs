@@ -13,25 +13,21 @@ use crate::source::window::{CursorValue, Watermark};
 
 pub const STATE_TABLE: &str = "_aurora2bq_state";
 
-fn field(name: &str, ty: BqType) -> BqField {
-    BqField { name: name.into(), ty, repeated: false }
-}
-
 /// The state table's columns: the JSON watermark is authoritative; the typed cursor
 /// columns are for people querying the table.
 pub fn fields() -> Vec<BqField> {
     vec![
-        field("table_name", BqType::String),
-        field("source", BqType::String),
-        field("mode", BqType::String),
-        field("watermark", BqType::String),
-        field("cursor_int", BqType::Int64),
-        field("cursor_timestamp", BqType::Timestamp),
-        field("cursor_datetime", BqType::Datetime),
-        field("cursor_date", BqType::Date),
-        field("run_id", BqType::String),
-        field("rows_loaded", BqType::Int64),
-        field("loaded_at", BqType::Timestamp),
+        BqField::scalar("table_name", BqType::String),
+        BqField::scalar("source", BqType::String),
+        BqField::scalar("mode", BqType::String),
+        BqField::scalar("watermark", BqType::String),
+        BqField::scalar("cursor_int", BqType::Int64),
+        BqField::scalar("cursor_timestamp", BqType::Timestamp),
+        BqField::scalar("cursor_datetime", BqType::Datetime),
+        BqField::scalar("cursor_date", BqType::Date),
+        BqField::scalar("run_id", BqType::String),
+        BqField::scalar("rows_loaded", BqType::Int64),
+        BqField::scalar("loaded_at", BqType::Timestamp),
     ]
 }
 
