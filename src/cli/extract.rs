@@ -2,7 +2,6 @@
 //! COPY, Arrow batches) and discards the batches. Measures the source side alone and
 //! checks that every table can be read and mapped, without touching Google.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use super::exit;
@@ -10,12 +9,12 @@ use crate::source::{self, BatchLimits};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, short, env = "AURORA2BQ_CONFIG")]
-    config: PathBuf,
+    #[command(flatten)]
+    file: super::tables::ConfigFile,
 }
 
 pub async fn extract(a: Args) -> u8 {
-    let config = match crate::config::load(&a.config) {
+    let config = match crate::config::load(&a.file.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("aurora2bq: {e}");

@@ -8,6 +8,7 @@ mod logging;
 mod plan;
 mod run;
 mod state;
+mod tables;
 mod termination;
 
 use std::process::ExitCode;

@@ -4,8 +4,6 @@
 //! estimates, and any refusal with its fix. It exits 1 when a run would fail for a reason
 //! the plan can see.
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 
 use super::exit;
@@ -23,9 +21,8 @@ pub const EXAMPLES: &str = "Examples:
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The TOML config file.
-    #[arg(long, short, env = "AURORA2BQ_CONFIG")]
-    config: PathBuf,
+    #[command(flatten)]
+    file: super::tables::ConfigFile,
     /// Only these tables (as `run --tables`).
     #[arg(long, value_delimiter = ',', value_name = "TABLES")]
     tables: Vec<String>,
@@ -45,20 +42,13 @@ pub async fn plan(args: Args, run_id: String) -> u8 {
 }
 
 async fn plan_inner(args: &Args, run_id: &str) -> anyhow::Result<u8> {
-    let mut config = config::load(&args.config)?;
-    let selection = config::select::Selection { tables: args.tables.clone(), ..Default::default() };
-    if config::select::pattern_schemas(&config.tables).is_empty() {
-        selection.apply(&config.tables).map_err(anyhow::Error::msg)?;
-    }
+    let selection = config::select::Selection { tables: super::tables::names(&args.tables), ..Default::default() };
+    let mut config = super::tables::load(&args.file.config, &selection)?;
     let sink = super::run::bigquery(&config, run_id)?;
     sink.rest().get_dataset(&config.destination.dataset).await?;
     let limits = BatchLimits { rows: 1, bytes: 1024 };
     let source = source::connect(&config.source, limits).await?;
-    let (tables, notes) = source::expand_patterns(&*source, &config.tables).await?;
-    for note in &notes {
-        eprintln!("note: {note}");
-    }
-    config.tables = selection.apply(&tables).map_err(anyhow::Error::msg)?.tables;
+    config.tables = super::tables::choose(&*source, &config, &selection).await?.tables;
     // Before the first run there is no state table (a run creates it; a plan writes nothing).
     let has_state = sink.rest().get_table(&config.destination.dataset, STATE_TABLE).await?.is_some();
     let mut plans = Vec::new();
@@ -133,7 +123,7 @@ async fn table_plan(table: &TableConfig, source: &dyn Source, sink: &BigQuerySin
             })
         })
         .collect();
-    out["estimate"] = json!({ "rows": schema.estimated_rows, "bytes": schema.estimated_bytes });
+    out["estimate"] = json!({ "rows": schema.estimate.rows, "bytes": schema.estimate.bytes });
     if let Err(e) = checked {
         return refuse(out, e.problem(), e.fix());
     }

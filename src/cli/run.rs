@@ -2,7 +2,6 @@
 //! summary. SIGTERM/SIGINT stop the run without committing anything half-done.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -17,9 +16,8 @@ use crate::source::{self, BatchLimits};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The TOML config file.
-    #[arg(long, short, env = "AURORA2BQ_CONFIG")]
-    config: PathBuf,
+    #[command(flatten)]
+    file: super::tables::ConfigFile,
     /// Only these tables: comma-separated names (target, source or source table name), with
     /// * and ? as wildcards.
     #[arg(long, value_delimiter = ',', value_name = "TABLES")]
@@ -41,7 +39,7 @@ pub const EXAMPLES: &str = "Examples:
 
 impl Args {
     fn selection(&self) -> config::select::Selection {
-        let names = |v: &[String]| v.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>();
+        let names = super::tables::names;
         config::select::Selection {
             tables: names(&self.tables),
             exclude: names(&self.exclude_tables),
@@ -119,12 +117,8 @@ pub async fn run(args: Args, run_id: String) -> u8 {
 }
 
 async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow::Result<Finished> {
-    let mut config = config::load(&args.config)?;
-    // Names are checked before any connection, unless pattern entries are still to be
-    // expanded: then once the source has listed their tables.
-    if config::select::pattern_schemas(&config.tables).is_empty() {
-        args.selection().apply(&config.tables).map_err(anyhow::Error::msg)?;
-    }
+    let selection = args.selection();
+    let mut config = super::tables::load(&args.file.config, &selection)?;
     if config.google.allow_insecure_endpoints {
         tracing::warn!(
             "google.allow_insecure_endpoints is on: plain-HTTP loopback endpoints are accepted. This is \
@@ -142,12 +136,7 @@ async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow
     sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
-    let (tables, notes) =
-        source::expand_patterns(&*source, &config.tables).await.context("listing the source's tables")?;
-    for note in notes {
-        tracing::warn!("{note}");
-    }
-    let selected = args.selection().apply(&tables).map_err(anyhow::Error::msg)?;
+    let selected = super::tables::choose(&*source, &config, &selection).await?;
     config.tables = selected.tables;
     tracing::info!(tables = config.tables.len(), version = crate::VERSION, "run started");
     let summary =

@@ -2,7 +2,6 @@
 //! last loaded, and forgetting watermarks, without hand-written SQL against the state table.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
 use super::exit;
 use crate::config;
@@ -14,13 +13,6 @@ pub struct Args {
     command: Command,
 }
 
-#[derive(clap::Args)]
-struct ConfigArg {
-    /// The TOML config file.
-    #[arg(long, short, env = "AURORA2BQ_CONFIG")]
-    config: PathBuf,
-}
-
 #[derive(clap::Subcommand)]
 enum Command {
     /// List each table's mode, watermark, last load, rows and run, and its last run's outcome.
@@ -29,7 +21,7 @@ enum Command {
     )]
     Show {
         #[command(flatten)]
-        config: ConfigArg,
+        config: super::tables::ConfigFile,
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -39,7 +31,7 @@ enum Command {
                              config.toml 'public.*' --yes")]
     Reset {
         #[command(flatten)]
-        config: ConfigArg,
+        config: super::tables::ConfigFile,
         /// Tables, named as in the config (target, source or source table name; * and ? allowed).
         #[arg(required = true)]
         tables: Vec<String>,

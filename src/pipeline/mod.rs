@@ -120,7 +120,7 @@ async fn copy_table(
     };
     crate::failpoint::hit("after-open");
     let schema = read.schema().clone();
-    progress.estimate(schema.estimated_rows);
+    progress.estimate(schema.estimate.rows);
     let plan = LoadPlan {
         table,
         schema: &schema,

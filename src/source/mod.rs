@@ -126,6 +126,15 @@ impl Diagnosis for SourceError {
 }
 
 impl SourceError {
+    /// A pattern entry reached an engine: [`expand_patterns`] replaces each with its tables
+    /// before any is opened, so this is a defect of the caller, said plainly.
+    pub(crate) fn unexpanded(table: &TableConfig) -> SourceError {
+        SourceError::Config {
+            table: table.source_name(),
+            detail: "a pattern entry is expanded into its tables before any is read".into(),
+        }
+    }
+
     /// Whether a retry may succeed: the database was unreachable or the connection broke
     /// (a failover, a restart), not a fact about the table or the config.
     pub fn is_transient(&self) -> bool {
@@ -219,11 +228,17 @@ pub struct TableSchema {
     pub display_name: String,
     pub columns: Vec<Column>,
     pub primary_key: Vec<String>,
-    /// The catalog's estimate of the table's rows (statistics, not a count); `None` for
-    /// queries and tables never analyzed.
-    pub estimated_rows: Option<u64>,
-    /// The catalog's size of the table on disk, in bytes (tables only).
-    pub estimated_bytes: Option<u64>,
+    /// What the catalog says of the table's size.
+    pub estimate: Estimate,
+}
+
+/// A table's size from catalog statistics, not a count: `None` for queries, and rows for
+/// tables never analyzed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Estimate {
+    pub rows: Option<u64>,
+    /// On disk, indexes included.
+    pub bytes: Option<u64>,
 }
 
 impl TableSchema {

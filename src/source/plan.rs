@@ -75,8 +75,7 @@ pub fn table_schema<P: Planned>(display_name: &str, plans: &[P], primary_key: &[
         display_name: display_name.to_owned(),
         columns: plans.iter().map(|p| p.column().clone()).collect(),
         primary_key: primary_key.to_vec(),
-        estimated_rows: None,
-        estimated_bytes: None,
+        estimate: Default::default(),
     }
 }
 

@@ -6,17 +6,15 @@ use sqlx::{Column, Executor, MySqlConnection, Row, Statement, TypeInfo};
 
 use super::mapping::{MyColumn, quote_ident};
 use crate::config::{TableConfig, TableSource};
-use crate::source::SourceError;
+use crate::source::{Estimate, SourceError};
 
 pub struct Catalog {
     pub display_name: String,
     pub from: String,
     pub columns: Vec<MyColumn>,
     pub primary_key: Vec<String>,
-    /// The catalog's row estimate (tables only).
-    pub estimated_rows: Option<u64>,
-    /// The table's size on disk (tables only).
-    pub estimated_bytes: Option<u64>,
+    /// The catalog's statistics (tables only).
+    pub estimate: Estimate,
 }
 
 /// The tables and views of `database` (default: the connection's).
@@ -49,15 +47,11 @@ pub async fn describe(
                 from: format!("({sql}) AS q"),
                 columns,
                 primary_key: Vec::new(),
-                estimated_rows: None,
-                estimated_bytes: None,
+                estimate: Estimate::default(),
             }),
             None => describe_query(conn, table, sql).await,
         },
-        TableSource::Pattern { .. } => Err(SourceError::Config {
-            table: table.source_name(),
-            detail: "a pattern entry is expanded into its tables before any is read".into(),
-        }),
+        TableSource::Pattern { .. } => Err(SourceError::unexpanded(table)),
     }
 }
 
@@ -190,8 +184,8 @@ async fn describe_table(
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| q("reading its size estimate", e))?;
-    let (estimated_rows, estimated_bytes) = estimate.unwrap_or_default();
-    Ok(Catalog { display_name, from, columns, primary_key, estimated_rows, estimated_bytes })
+    let (rows, bytes) = estimate.unwrap_or_default();
+    Ok(Catalog { display_name, from, columns, primary_key, estimate: Estimate { rows, bytes } })
 }
 
 async fn describe_query(conn: &mut MySqlConnection, table: &TableConfig, sql: &str) -> Result<Catalog, SourceError> {
@@ -207,8 +201,7 @@ async fn describe_query(conn: &mut MySqlConnection, table: &TableConfig, sql: &s
         from: format!("({sql}) AS q"),
         columns,
         primary_key: Vec::new(),
-        estimated_rows: None,
-        estimated_bytes: None,
+        estimate: Estimate::default(),
     })
 }
 

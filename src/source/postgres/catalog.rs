@@ -6,7 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Column, Executor, PgConnection, Row, Statement};
 
 use crate::config::{TableConfig, TableSource};
-use crate::source::SourceError;
+use crate::source::{Estimate, SourceError};
 
 /// One column as the catalog describes it.
 #[derive(Debug, Clone)]
@@ -42,10 +42,8 @@ pub struct Catalog {
     pub from: String,
     pub columns: Vec<PgColumn>,
     pub primary_key: Vec<String>,
-    /// The catalog's row estimate (tables only).
-    pub estimated_rows: Option<u64>,
-    /// The table's size on disk (tables only).
-    pub estimated_bytes: Option<u64>,
+    /// The catalog's statistics (tables only).
+    pub estimate: Estimate,
 }
 
 pub fn quote_ident(s: &str) -> String {
@@ -98,10 +96,7 @@ pub async fn describe(conn: &mut PgConnection, table: &TableConfig) -> Result<Ca
     match &table.source {
         TableSource::Table { schema, name } => describe_table(conn, table, schema.as_deref(), name).await,
         TableSource::Query(sql) => describe_query(conn, table, sql).await,
-        TableSource::Pattern { .. } => Err(SourceError::Config {
-            table: table.source_name(),
-            detail: "a pattern entry is expanded into its tables before any is read".into(),
-        }),
+        TableSource::Pattern { .. } => Err(SourceError::unexpanded(table)),
     }
 }
 
@@ -154,9 +149,14 @@ async fn describe_table(
     .await
     .map_err(|e| q("reading its primary key", e))?;
     // -1 until the table is first analyzed (PostgreSQL 14 and later).
-    let estimated_rows = row.get::<Option<i64>, _>(4).and_then(|n| u64::try_from(n).ok());
-    let estimated_bytes = row.get::<Option<i64>, _>(5).and_then(|n| u64::try_from(n).ok());
-    Ok(Catalog { display_name, from: relation, columns, primary_key, estimated_rows, estimated_bytes })
+    let size = |i| row.get::<Option<i64>, _>(i).and_then(|n| u64::try_from(n).ok());
+    Ok(Catalog {
+        display_name,
+        from: relation,
+        columns,
+        primary_key,
+        estimate: Estimate { rows: size(4), bytes: size(5) },
+    })
 }
 
 /// A query's columns from the server's description of its result; types that come
@@ -200,7 +200,6 @@ async fn describe_query(conn: &mut PgConnection, table: &TableConfig, sql: &str)
         from: format!("({sql}) AS q"),
         columns,
         primary_key: Vec::new(),
-        estimated_rows: None,
-        estimated_bytes: None,
+        estimate: Estimate::default(),
     })
 }

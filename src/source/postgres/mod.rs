@@ -115,8 +115,7 @@ impl Source for PgSource {
             None => None,
         };
         let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
-        schema.estimated_rows = catalog.estimated_rows;
-        schema.estimated_bytes = catalog.estimated_bytes;
+        schema.estimate = catalog.estimate;
         crate::source::names::apply_target_names(table, &mut schema)?;
         if let Some(w) = &window {
             let column = |k: &str| catalog.columns.iter().find(|c| c.name == k);
