@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use super::exit;
-use crate::config;
+use crate::config::{self, TableConfig, TableSource};
 use crate::sink::bigquery::runs::LastRun;
 
 #[derive(clap::Args)]
@@ -109,9 +109,19 @@ async fn show(path: &std::path::Path, json: bool, run_id: &str) -> anyhow::Resul
 
 async fn reset(path: &std::path::Path, names: &[String], yes: bool, run_id: &str) -> anyhow::Result<u8> {
     let config = config::load(path)?;
-    let selection = config::select::Selection { tables: names.to_vec(), ..Default::default() };
+    let sink = super::run::bigquery(&config, run_id)?;
+    // Names as in the config, or of any table the state holds: a pattern entry's tables are
+    // known only by their stored state here (reading the source is not needed to forget).
+    let mut known: Vec<TableConfig> =
+        config.tables.into_iter().filter(|t| !matches!(t.source, TableSource::Pattern { .. })).collect();
+    for row in sink.state().list().await? {
+        if !known.iter().any(|t| t.target == row.table) {
+            known.push(TableConfig::simple(None, &row.table));
+        }
+    }
+    let selection = config::select::Selection { tables: super::tables::names(names), ..Default::default() };
     let targets: Vec<String> =
-        selection.apply(&config.tables).map_err(anyhow::Error::msg)?.tables.into_iter().map(|t| t.target).collect();
+        selection.apply(&known).map_err(anyhow::Error::msg)?.tables.into_iter().map(|t| t.target).collect();
     let question = format!(
         "Forget the watermarks of {}? Their next run reads them from the start (merge tables re-merge every row; \
          to also drop rows deleted at the source, use `run --full-refresh` instead).",
@@ -130,7 +140,6 @@ async fn reset(path: &std::path::Path, names: &[String], yes: bool, run_id: &str
             return Ok(exit::OK);
         }
     }
-    let sink = super::run::bigquery(&config, run_id)?;
     match sink.state().reset(&targets).await? {
         Some(n) => println!("forgot {n} stored watermark(s) of {}", targets.join(", ")),
         None => println!("forgot the watermarks of {}", targets.join(", ")),

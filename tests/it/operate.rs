@@ -225,6 +225,14 @@ target = "t2_custom"
     assert_eq!(targets(&s).await, ["t1", "t2_custom", "t3"]);
     let row = s.bq.query(&format!("SELECT id FROM {}.t3", s.dataset)).await;
     assert_eq!(row[0][0].as_str(), Some("7"));
+
+    // A pattern's table is known to `state` by its stored name.
+    let reset = s.command(&["state", "reset", "t3", "--yes"], &[]).await;
+    reset.assert_ok();
+    assert!(reset.stdout.contains("forgot 1 stored watermark(s) of t3"), "{}", reset.stdout);
+    let unknown = s.command(&["state", "reset", "t9", "--yes"], &[]).await;
+    assert_eq!(unknown.code, Some(2), "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("no table in the config matches \"t9\""), "{}", unknown.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
