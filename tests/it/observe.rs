@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Landing;
 use serde_json::Value;
@@ -147,24 +147,9 @@ const SLOW: &str = "\n[[tables]]\nquery = \"SELECT g AS id, pg_sleep(0.01)::text
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_while_running_and_a_stopped_table_in_the_history() {
     let s = Landing::new(GOOD_AND_BAD, &[], &format!("\n[run]\nbatch_rows = 10\nheartbeat_seconds = 1\n{SLOW}")).await;
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"))
-        .args(["run", "--config", s.config.to_str().unwrap()])
-        .env("TEST_SOURCE_URL", &s.db.url)
-        .env("AURORA2BQ_LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = s.spawn_run("json");
     // Long enough for heartbeats (every second) once rows flow.
-    let started = Instant::now();
-    loop {
-        if s.bq.tables(&s.dataset).await.iter().any(|t| t.starts_with("slow__aurora2bq_staging_")) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the run never started loading");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.wait_for_staging("slow").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     common::sigterm(child.id().unwrap());
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();

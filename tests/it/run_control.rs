@@ -34,30 +34,15 @@ async fn one_failing_table_does_not_stop_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_run_quickly_and_commits_nothing() {
     // A query source that takes about 40 s to produce its rows.
-    let Landing { db, bq, dataset, chain: _chain, config } = Landing::new(
+    let l = Landing::new(
         "CREATE TABLE slow_src (id int PRIMARY KEY);",
         &[],
         "\n[run]\nbatch_rows = 10\n\n[[tables]]\nquery = \"SELECT g AS id, pg_sleep(0.01)::text AS s FROM generate_series(1, 4000) g\"\ntarget = \"slow\"\n",
     )
     .await;
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("TEST_SOURCE_URL", &db.url)
-        .env("AURORA2BQ_LOG_FORMAT", "text")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = l.spawn_run("text");
     // Wait until rows are flowing (the staging table exists), then ask it to stop.
-    let started = Instant::now();
-    loop {
-        if bq.tables(&dataset).await.iter().any(|t| t.starts_with("slow__aurora2bq_staging_")) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the run never started loading");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    l.wait_for_staging("slow").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = child.id().unwrap() as i32;
     common::sigterm(pid as u32);
@@ -68,7 +53,7 @@ async fn sigterm_stops_the_run_quickly_and_commits_nothing() {
     assert!(signalled.elapsed() < Duration::from_secs(15), "took {:?}", signalled.elapsed());
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("stopped by a signal"), "{stdout}");
-    let tables = bq.tables(&dataset).await;
+    let tables = l.bq.tables(&l.dataset).await;
     assert!(!tables.iter().any(|t| t == "slow"), "no target was created: {tables:?}");
     assert!(!tables.iter().any(|t| t.contains("staging")), "the staging table was dropped: {tables:?}");
 }

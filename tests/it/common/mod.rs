@@ -232,6 +232,30 @@ impl Landing {
         self.command(&["run"], env).await
     }
 
+    /// `aurora2bq run` started in the background, logging in `log_format`, for a test that
+    /// watches it and signals it.
+    pub fn spawn_run(&self, log_format: &str) -> tokio::process::Child {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"))
+            .args(["run", "--config", self.config.to_str().expect("UTF-8 path")])
+            .env("TEST_SOURCE_URL", &self.db.url)
+            .env("AURORA2BQ_LOG_FORMAT", log_format)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("aurora2bq started")
+    }
+
+    /// Waits (up to 30 s) until rows of `target` are flowing: its staging table exists.
+    pub async fn wait_for_staging(&self, target: &str) {
+        let started = std::time::Instant::now();
+        let prefix = format!("{target}__aurora2bq_staging_");
+        while !self.bq.tables(&self.dataset).await.iter().any(|t| t.starts_with(&prefix)) {
+            assert!(started.elapsed() < Duration::from_secs(30), "the run never started loading {target}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `aurora2bq COMMAND… --config CONFIG` against the database, with more environment.
     pub async fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut all = vec![("TEST_SOURCE_URL", self.db.url.as_str())];
