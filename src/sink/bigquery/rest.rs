@@ -168,6 +168,16 @@ impl RestClient {
         ok_or(status, v, &what, self).map(Some)
     }
 
+    /// Creates the table `resource` describes unless it exists: reading first, so that a run
+    /// needs the create permission only once.
+    pub async fn ensure_table(&self, dataset: &str, resource: &Value) -> Result<(), SinkError> {
+        let table = resource["tableReference"]["tableId"].as_str().unwrap_or_default();
+        if self.get_table(dataset, table).await?.is_some() {
+            return Ok(());
+        }
+        self.create_table(dataset, resource).await
+    }
+
     /// Creates a table; an existing one (e.g. from a retried create) is not an error.
     pub async fn create_table(&self, dataset: &str, resource: &Value) -> Result<(), SinkError> {
         let table = resource["tableReference"]["tableId"].as_str().unwrap_or("?");

@@ -52,9 +52,6 @@ impl RunsTable<'_> {
     }
 
     async fn ensure(&self) -> Result<(), SinkError> {
-        if self.rest.get_table(self.dataset, RUNS_TABLE).await?.is_some() {
-            return Ok(());
-        }
         let resource = schema::table_resource(
             self.project,
             self.dataset,
@@ -63,7 +60,7 @@ impl RunsTable<'_> {
             None,
             Some("aurora2bq: one row per table per run, failed and interrupted runs included"),
         );
-        self.rest.create_table(self.dataset, &resource).await
+        self.rest.ensure_table(self.dataset, &resource).await
     }
 
     /// Appends the run's rows in one statement.

@@ -67,9 +67,6 @@ impl StateStore<'_> {
 
     /// Creates the state table if it is missing.
     pub async fn ensure(&self) -> Result<(), SinkError> {
-        if self.rest.get_table(self.dataset, STATE_TABLE).await?.is_some() {
-            return Ok(());
-        }
         let resource = schema::table_resource(
             self.project,
             self.dataset,
@@ -78,7 +75,7 @@ impl StateStore<'_> {
             None,
             Some("aurora2bq: watermark and last run per table; updated with the data, in one transaction"),
         );
-        self.rest.create_table(self.dataset, &resource).await
+        self.rest.ensure_table(self.dataset, &resource).await
     }
 
     /// The stored watermark of `target`, if any, and the run that wrote it.
