@@ -14,6 +14,7 @@ pub const COMMIT: &str = env!("AURORA2BQ_COMMIT");
 pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("AURORA2BQ_COMMIT"), ")");
 
 pub mod auth;
+pub mod aws;
 pub mod bq_model;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,44 @@
 //! database URLs with passwords, subject tokens, access tokens.
 
 use std::fmt;
+use std::path::Path;
+
+/// A token file larger than this is not a JWT; stop before reading a runaway file.
+pub const MAX_TOKEN_BYTES: u64 = 1 << 20;
+
+/// A projected token file's text: a regular file of at most [`MAX_TOKEN_BYTES`], or what is
+/// wrong with it, as a problem for the caller to pair with its fix. The one reader of token
+/// files, for Google's subject token and AWS's web identity alike.
+pub fn read_token_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!("token file {shown} does not exist")
+        } else {
+            format!("cannot read token file {shown}: {e}")
+        }
+    })?;
+    // A FIFO would block the read forever and a device (/dev/zero) reports no length:
+    // only a regular file (through the kubelet's symlinks) is a token file.
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a device, FIFO or socket)" };
+        return Err(format!("token file {shown} is {what}"));
+    }
+    let too_large = |len: u64| format!("token file {shown} is {len} bytes or more, too large for a token");
+    if meta.len() > MAX_TOKEN_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // The file may grow between the check and the read: read at most the cap.
+    let cant_read = |e: std::io::Error| format!("cannot read token file {shown}: {e}");
+    let file = std::fs::File::open(path).map_err(cant_read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_BYTES + 1).read_to_end(&mut bytes).map_err(cant_read)?;
+    if bytes.len() as u64 > MAX_TOKEN_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("token file {shown} is not text, so not a token"))
+}
 
 /// Holds a secret string. `Debug` and `Display` print `[redacted]`; the value is reachable
 /// only through [`Secret::expose`], so every place that uses it is easy to audit.

@@ -122,6 +122,37 @@ pub fn check_fetch(policy: &EndpointPolicy, key: &str, url: &str) -> Result<Url,
     }
 }
 
+/// Where the AWS web-identity token may go (`source.aws_sts_url`): AWS STS over HTTPS
+/// (`sts.amazonaws.com`, `sts[-fips].REGION.amazonaws.com[.cn]`), or loopback under the
+/// development switch.
+pub fn check_aws_sts(allow_insecure: bool, key: &str, url: &str) -> Result<Url, String> {
+    let shown = redact(url);
+    let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{key} {shown:?} carries a user name or password; tokens are never sent with one"));
+    }
+    if allow_insecure && matches!(parsed.scheme(), "http" | "https") && is_loopback(&parsed) {
+        return Ok(parsed);
+    }
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let region_ok =
+        |r: &str| !r.is_empty() && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let aws = host == "sts.amazonaws.com"
+        || [".amazonaws.com", ".amazonaws.com.cn"].iter().any(|suffix| {
+            host.strip_suffix(suffix)
+                .and_then(|h| h.strip_prefix("sts.").or_else(|| h.strip_prefix("sts-fips.")))
+                .is_some_and(region_ok)
+        });
+    if parsed.scheme() != "https" || !aws {
+        return Err(format!(
+            "{key} {shown:?} is not AWS STS over HTTPS; the pod's web-identity token only goes to \
+             https://sts.REGION.amazonaws.com (allow_insecure_endpoints adds loopback hosts for local \
+             development, nothing else)"
+        ));
+    }
+    Ok(parsed)
+}
+
 /// 127.0.0.0/8, ::1 and `localhost`: the development switch reaches no further.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -190,6 +221,30 @@ mod tests {
     }
     fn dev() -> EndpointPolicy {
         EndpointPolicy::new(true, DEFAULT_UNIVERSE)
+    }
+
+    #[test]
+    fn aws_sts_hosts_only_over_https() {
+        for ok in [
+            "https://sts.amazonaws.com/",
+            "https://sts.eu-west-1.amazonaws.com/",
+            "https://sts-fips.us-east-1.amazonaws.com/",
+            "https://sts.cn-north-1.amazonaws.com.cn/",
+        ] {
+            assert!(check_aws_sts(false, "k", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://sts.amazonaws.com/",
+            "https://sts.amazonaws.com.evil.io/",
+            "https://evil.io/?sts.amazonaws.com",
+            "https://x.sts.eu-west-1.amazonaws.com/",
+            "https://u:p@sts.amazonaws.com/",
+            "http://127.0.0.1:9/",
+        ] {
+            assert!(check_aws_sts(false, "k", bad).is_err(), "{bad}");
+        }
+        assert!(check_aws_sts(true, "k", "http://127.0.0.1:9/").is_ok());
+        assert!(check_aws_sts(true, "k", "http://10.0.0.1:9/").is_err());
     }
 
     #[test]

@@ -10,8 +10,7 @@ use super::credentials::{CredentialSource, Format};
 use super::{AuthError, Link};
 use crate::secret::Secret;
 
-/// A token file larger than this is not a JWT; stop before reading a runaway file.
-const MAX_TOKEN_BYTES: u64 = 1 << 20;
+use crate::secret::MAX_TOKEN_BYTES;
 
 pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<Secret, AuthError> {
     match source {
@@ -51,65 +50,18 @@ pub async fn fetch(source: &CredentialSource, http: &reqwest::Client) -> Result<
     }
 }
 
-/// The token file's text: a regular file of at most [`MAX_TOKEN_BYTES`], or what is wrong
-/// with it. The one reader of token files (also for naming the principal in fixes).
+/// The token file's text ([`crate::secret::read_token_file`]), with the fix for a pod whose
+/// token is not mounted (also used for naming the principal in fixes).
 pub fn read_token_file(path: &Path) -> Result<String, AuthError> {
-    let fix_mount = format!(
-        "check that the pod mounts the projected service-account token at {} (a \
-         serviceAccountToken volume, or IRSA's /var/run/secrets/eks.amazonaws.com/serviceaccount/token \
-         when the ServiceAccount has the eks.amazonaws.com/role-arn annotation) and that \
-         credential_source.file names it",
-        path.display()
-    );
-    let meta = std::fs::metadata(path).map_err(|e| {
-        let problem = if e.kind() == std::io::ErrorKind::NotFound {
-            format!("token file {} does not exist", path.display())
-        } else {
-            format!("cannot read token file {}: {e}", path.display())
-        };
-        AuthError::broken(Link::SubjectToken, problem, Some(fix_mount.clone()))
-    })?;
-    // A FIFO would block the read forever and a device (/dev/zero) reports no length:
-    // only a regular file (through the kubelet's symlinks) is a token file.
-    if !meta.is_file() {
-        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a device, FIFO or socket)" };
-        return Err(AuthError::broken(
-            Link::SubjectToken,
-            format!("token file {} is {what}", path.display()),
-            Some(fix_mount),
-        ));
-    }
-    let too_large = |len: u64| {
-        AuthError::broken(
-            Link::SubjectToken,
-            format!("token file {} is {len} bytes or more, too large for a token", path.display()),
-            Some(fix_mount.clone()),
-        )
-    };
-    if meta.len() > MAX_TOKEN_BYTES {
-        return Err(too_large(meta.len()));
-    }
-    // The file may grow between the check and the read: read at most the cap.
-    use std::io::Read as _;
-    let cant_read = |e: std::io::Error| {
-        AuthError::broken(
-            Link::SubjectToken,
-            format!("cannot read token file {}: {e}", path.display()),
-            Some(fix_mount.clone()),
-        )
-    };
-    let file = std::fs::File::open(path).map_err(cant_read)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_TOKEN_BYTES + 1).read_to_end(&mut bytes).map_err(cant_read)?;
-    if bytes.len() as u64 > MAX_TOKEN_BYTES {
-        return Err(too_large(bytes.len() as u64));
-    }
-    String::from_utf8(bytes).map_err(|_| {
-        AuthError::broken(
-            Link::SubjectToken,
-            format!("token file {} is not text, so not a token", path.display()),
-            Some(fix_mount.clone()),
-        )
+    crate::secret::read_token_file(path).map_err(|problem| {
+        let fix_mount = format!(
+            "check that the pod mounts the projected service-account token at {} (a \
+             serviceAccountToken volume, or IRSA's /var/run/secrets/eks.amazonaws.com/serviceaccount/token \
+             when the ServiceAccount has the eks.amazonaws.com/role-arn annotation) and that \
+             credential_source.file names it",
+            path.display()
+        );
+        AuthError::broken(Link::SubjectToken, problem, Some(fix_mount))
     })
 }
 

@@ -108,6 +108,26 @@ pub struct SourceConfig {
     pub ca_file: Option<PathBuf>,
     /// What to do with MySQL zero dates (`0000-00-00`), which have no BigQuery value.
     pub zero_dates: ZeroDates,
+    /// How the database user proves itself.
+    pub auth: SourceAuth,
+}
+
+/// The database password: in the URL, or an RDS IAM token signed for each connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceAuth {
+    Password,
+    /// The URL carries no password; TLS is verified against the RDS CA bundle (or ca_file).
+    RdsIam(IamConfig),
+}
+
+/// Where the AWS identity comes from: each `None` falls back to the variable IRSA sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IamConfig {
+    pub region: Option<String>,
+    pub role_arn: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Checked against the trust rules when the config is read (`source.aws_sts_url`).
+    pub sts_url: Option<url::Url>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

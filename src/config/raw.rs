@@ -30,6 +30,11 @@ pub struct RawSource {
     pub connect_timeout_seconds: Option<Spanned<u64>>,
     pub ca_file: Option<Spanned<String>>,
     pub zero_dates: Option<Spanned<String>>,
+    pub auth: Option<Spanned<String>>,
+    pub aws_region: Option<Spanned<String>>,
+    pub aws_role_arn: Option<Spanned<String>>,
+    pub aws_token_file: Option<Spanned<String>>,
+    pub aws_sts_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -63,19 +63,20 @@ impl Ctx<'_> {
 
 pub fn validate(path: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
     let cx = Ctx { path, text };
-    let source = source(&cx, raw.source)?;
-    let destination = destination(&cx, raw.destination)?;
     let google = google(&cx, raw.google)?;
+    let source = source(&cx, raw.source, google.allow_insecure_endpoints)?;
+    let destination = destination(&cx, raw.destination)?;
     let run = run(&cx, raw.run)?;
     let metrics = metrics(&cx, raw.metrics)?;
     let tables = tables::tables(&cx, source.engine, raw.tables)?;
     Ok(Config { source, destination, google, run, metrics, tables })
 }
 
-fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError> {
+fn source(cx: &Ctx, raw: Spanned<RawSource>, allow_insecure: bool) -> Result<SourceConfig, ConfigError> {
     let span = raw.span();
     let raw = raw.into_inner();
     let engine = cx.choice(&raw.engine, "source.engine")?;
+    let auth = source_auth::auth(cx, &raw, allow_insecure)?;
     let url = match (raw.url_env, raw.url_file) {
         (Some(env), None) => {
             let name = env.get_ref();
@@ -104,11 +105,12 @@ fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError
             ));
         }
     };
-    let application_name = raw.application_name.map(|s| s.into_inner()).unwrap_or_else(|| "aurora2bq".into());
+    let application_name =
+        raw.application_name.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "aurora2bq".into());
     let statement_timeout =
         cx.bounded(&raw.statement_timeout_seconds, "source.statement_timeout_seconds", 0, 0..86_401)?;
     let connect_timeout = cx.bounded(&raw.connect_timeout_seconds, "source.connect_timeout_seconds", 30, 1..601)?;
-    let ca_file = raw.ca_file.map(|f| non_empty_path(cx, &f, "source.ca_file")).transpose()?;
+    let ca_file = raw.ca_file.as_ref().map(|f| non_empty_path(cx, f, "source.ca_file")).transpose()?;
     let zero_dates = match &raw.zero_dates {
         Some(z) => cx.choice(z, "source.zero_dates")?,
         None => ZeroDates::Error,
@@ -121,6 +123,7 @@ fn source(cx: &Ctx, raw: Spanned<RawSource>) -> Result<SourceConfig, ConfigError
         connect_timeout: Duration::from_secs(connect_timeout),
         ca_file,
         zero_dates,
+        auth,
     })
 }
 
@@ -316,6 +319,7 @@ pub(super) fn is_bq_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 1024 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+mod source_auth;
 mod tables;
 #[cfg(test)]
 mod tests;

@@ -82,6 +82,7 @@ impl Doctor {
         match (&config, token) {
             (Some(cfg), Some(token)) => {
                 self.bigquery(cfg, &google, token).await;
+                self.aws(cfg).await;
                 self.source(cfg).await;
             }
             (Some(_), None) => {

@@ -1,6 +1,7 @@
 //! `aurora2bq doctor`: checks every link from the pod's token to the source tables, in the
 //! order a run uses them, and stops at the first broken one with what is wrong and the fix.
 
+mod aws;
 mod chain;
 mod checks;
 mod report;

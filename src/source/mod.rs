@@ -6,6 +6,7 @@
 
 pub mod batch;
 mod decimal_text;
+pub(crate) mod iam;
 pub mod mysql;
 pub mod names;
 mod plan;
@@ -24,6 +25,8 @@ use crate::describe::Diagnosis;
 #[derive(Debug)]
 pub enum SourceError {
     Url(String),
+    /// A link of the AWS chain for RDS IAM authentication.
+    Aws(crate::aws::AwsError),
     Connect {
         engine: Engine,
         target: String,
@@ -82,6 +85,7 @@ impl Diagnosis for SourceError {
         let chain = crate::describe::error_chain;
         match self {
             Url(detail) => format!("cannot read the source connection URL: {detail}"),
+            Aws(e) => e.problem(),
             Connect { engine, target, source } => {
                 format!("cannot connect to {} at {target}: {}", engine.display_name(), chain(source))
             }
@@ -120,6 +124,7 @@ impl Diagnosis for SourceError {
                  (`cast = {{ {column} = \"text\" }}`)"
             ),
             Refused { fix, .. } => fix.clone(),
+            Aws(e) => return e.fix(),
             Query { .. } | Value { .. } | Protocol { .. } | Cancelled { .. } | Config { .. } => return None,
         })
     }
@@ -149,6 +154,7 @@ impl SourceError {
                 io(source) && tls_fix(&crate::describe::error_chain(source)).is_none()
             }
             SourceError::Query { source, .. } => io(source),
+            SourceError::Aws(e) => e.transient,
             _ => false,
         }
     }
@@ -324,10 +330,28 @@ pub async fn expand_patterns(
 /// Connects to the configured engine.
 pub async fn connect(config: &SourceConfig, limits: BatchLimits) -> Result<Box<dyn Source>, SourceError> {
     let url = read_url(&config.url)?;
+    let iam = match &config.auth {
+        crate::config::SourceAuth::Password => None,
+        crate::config::SourceAuth::RdsIam(iam) => Some(iam::DbIam::new(config, iam, &url)?),
+    };
     match config.engine {
-        crate::config::Engine::Postgres => Ok(Box::new(postgres::PgSource::connect(config, &url, limits).await?)),
-        crate::config::Engine::Mysql => Ok(Box::new(mysql::MySqlSource::connect(config, &url, limits).await?)),
+        crate::config::Engine::Postgres => Ok(Box::new(postgres::PgSource::connect(config, &url, iam, limits).await?)),
+        crate::config::Engine::Mysql => Ok(Box::new(mysql::MySqlSource::connect(config, &url, iam, limits).await?)),
     }
+}
+
+/// The AWS links of RDS IAM authentication alone, before any database is contacted: the
+/// environment, the web-identity token and the role (for `doctor`). `None` without IAM.
+pub async fn check_aws(config: &SourceConfig) -> Option<Result<(), SourceError>> {
+    let crate::config::SourceAuth::RdsIam(iam) = &config.auth else { return None };
+    Some(
+        async {
+            let url = read_url(&config.url)?;
+            let db = iam::DbIam::new(config, iam, &url)?;
+            db.check_aws().await.map_err(SourceError::Aws)
+        }
+        .await,
+    )
 }
 
 /// The connection URL from its environment variable or file; never logged.

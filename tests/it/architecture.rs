@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["doctor", "pipeline"],
     &["sink"],
     &["source"],
+    &["aws"],
     &["auth"],
     &["config"],
     &["http"],

@@ -27,6 +27,7 @@ mod overlap;
 mod pg_e2e;
 mod pg_tls;
 mod pg_types;
+mod rds_iam;
 mod run_control;
 mod schema_evolution;
 mod storage_write_faults;

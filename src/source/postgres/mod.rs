@@ -42,6 +42,8 @@ pub(crate) struct PgInner {
     target: String,
     connect_timeout: std::time::Duration,
     limits: BatchLimits,
+    /// RDS IAM: each connection's password is a token signed for it.
+    iam: Option<super::iam::DbIam>,
 }
 
 #[derive(Clone)]
@@ -50,7 +52,12 @@ pub struct PgSource {
 }
 
 impl PgSource {
-    pub async fn connect(config: &SourceConfig, url: &Secret, limits: BatchLimits) -> Result<Self, SourceError> {
+    pub(crate) async fn connect(
+        config: &SourceConfig,
+        url: &Secret,
+        iam: Option<super::iam::DbIam>,
+        limits: BatchLimits,
+    ) -> Result<Self, SourceError> {
         let target = super::describe_url(url);
         let mut options = PgConnectOptions::from_str(url.expose())
             .map_err(|e| SourceError::Url(format!("the PostgreSQL URL for {target} is not valid: {e}")))?;
@@ -58,6 +65,10 @@ impl PgSource {
         options = options.application_name(&config.application_name).disable_statement_logging();
         if let Some(ca) = &config.ca_file {
             options = options.ssl_mode(PgSslMode::VerifyFull).ssl_root_cert(ca);
+        } else if iam.is_some() {
+            // A token is a password for 15 minutes: it only travels over verified TLS.
+            options =
+                options.ssl_mode(PgSslMode::VerifyFull).ssl_root_cert_from_pem(super::iam::RDS_CA_BUNDLE.to_vec());
         }
         let mut settings = vec![("standard_conforming_strings".to_string(), "on".to_string())];
         if let Some(t) = config.statement_timeout {
@@ -70,6 +81,7 @@ impl PgSource {
             target,
             connect_timeout: config.connect_timeout,
             limits,
+            iam,
         };
         // Connect once now so a wrong URL or password fails before anything else happens.
         let first = inner.connection().await?;
@@ -88,8 +100,17 @@ impl PgInner {
             target: self.target.clone(),
             source,
         };
-        match tokio::time::timeout(self.connect_timeout, self.options.connect()).await {
-            Ok(r) => r.map_err(err),
+        let connect = async {
+            match &self.iam {
+                None => self.options.connect().await.map_err(err),
+                Some(iam) => {
+                    let options = self.options.clone().password(&iam.password().await?);
+                    options.connect().await.map_err(|e| iam.denied(&self.target, &e).unwrap_or_else(|| err(e)))
+                }
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(r) => r,
             Err(_) => Err(err(sqlx::Error::PoolTimedOut)),
         }
     }

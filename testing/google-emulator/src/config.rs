@@ -14,6 +14,9 @@ pub struct EmulatorConfig {
     pub providers: Vec<ProviderConfig>,
     #[serde(default)]
     pub service_accounts: Vec<ServiceAccountConfig>,
+    /// The AWS account: OIDC providers, roles, STS.
+    #[serde(default)]
+    pub aws: crate::aws::AwsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,12 +10,14 @@
 // request; its size does not matter in a test server.
 #![allow(clippy::result_large_err)]
 
+pub mod aws;
 pub mod cel;
 mod config;
 mod gate;
 mod iam;
 pub mod keys;
 mod oauth;
+mod rds;
 mod state;
 pub mod storage_write;
 mod sts;
@@ -29,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use config::*;
+pub use rds::{DbEngine, RdsFront, RdsFrontConfig, TokenSeen};
 pub use state::TokenInfo;
 
 use state::State;
@@ -54,6 +57,7 @@ impl Emulator {
             .route("/token", post(oauth::token))
             .route("/v1/tokeninfo", get(state::tokeninfo))
             .route("/v1/{*rest}", post(iam::generate_access_token))
+            .route("/aws-sts/", post(aws::sts::assume_role))
             .with_state(state.clone());
         let stop = serve(listener, app);
         Ok(Emulator { state, addr, stops: vec![stop] })
@@ -68,6 +72,24 @@ impl Emulator {
         let app = gate::router(self.state.clone(), upstream, grpc);
         self.stops.push(serve(listener, app));
         Ok(addr)
+    }
+
+    /// Starts an emulated Aurora endpoint with IAM authentication on `port`, in front of a
+    /// real database; tokens must be signed with credentials this emulator's AWS STS issued.
+    pub async fn start_rds_front(&mut self, config: RdsFrontConfig, port: u16) -> std::io::Result<RdsFront> {
+        let (front, stop) = rds::start(self.state.clone(), config, port).await?;
+        self.stops.push(stop);
+        Ok(front)
+    }
+
+    /// The emulated AWS STS endpoint (`source.aws_sts_url`).
+    pub fn aws_sts_url(&self) -> String {
+        format!("{}/aws-sts/", self.base_url())
+    }
+
+    /// AssumeRoleWithWebIdentity calls so far.
+    pub fn aws_sts_calls(&self) -> u64 {
+        self.state.aws.sts_calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn base_url(&self) -> String {

@@ -50,6 +50,7 @@ pub struct State {
     /// The `labels` of each query job request through the REST gate, in order (bqemulator
     /// ignores them, so the gate is where a test can see them).
     pub query_labels: Mutex<Vec<Value>>,
+    pub aws: crate::aws::AwsState,
 }
 
 pub fn now_secs() -> i64 {
@@ -74,6 +75,7 @@ impl State {
             users: Mutex::new(HashMap::new()),
             quota_header_seen: std::sync::atomic::AtomicBool::new(false),
             query_labels: Mutex::new(Vec::new()),
+            aws: crate::aws::AwsState::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub fn source_config(engine: Engine, url: &str, dir: &Path, zero_dates: ZeroDate
         connect_timeout: std::time::Duration::from_secs(10),
         ca_file: None,
         zero_dates,
+        auth: aurora2bq::config::SourceAuth::Password,
     }
 }
 

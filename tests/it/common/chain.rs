@@ -32,6 +32,7 @@ pub fn good_project() -> EmulatorConfig {
             )],
             missing_permissions: vec![],
         }],
+        aws: Default::default(),
     }
 }
 

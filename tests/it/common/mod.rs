@@ -8,6 +8,7 @@ pub mod arrow_text;
 pub mod bq;
 pub mod chain;
 pub mod compare;
+pub mod iam;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
