@@ -136,9 +136,12 @@ fn fix_for(code: &str, message: &str, id: &Identity, token: &crate::auth::jwt::C
             account = id.account()
         ),
         "InvalidIdentityToken" if message.contains("OpenIDConnect provider") || message.contains("OIDC") => {
-            "the cluster's OIDC issuer is not registered in this AWS account: run `eksctl utils \
-             associate-iam-oidc-provider --cluster <cluster> --approve` (the step `aurora2bq setup` prints)"
-                .into()
+            format!(
+                "the cluster's OIDC issuer is not an IAM OIDC provider of account {}: aws iam \
+                 create-open-id-connect-provider --url https://{issuer} --client-id-list sts.amazonaws.com (step 2 \
+                 of `aurora2bq setup`)",
+                id.account()
+            )
         }
         "InvalidIdentityToken" | "IDPRejectedClaim" => "the token's issuer or audience is not what the account's \
              OIDC provider accepts: the IRSA token's audience is sts.amazonaws.com, and the provider's client IDs \

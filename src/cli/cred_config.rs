@@ -67,6 +67,43 @@ fn parse_audience(a: &str) -> Option<(String, String, String)> {
     }
 }
 
+/// What an `external_account` credential config names.
+pub struct Wif<'a> {
+    pub project_number: &'a str,
+    pub pool: &'a str,
+    pub provider: &'a str,
+    pub service_account: Option<&'a str>,
+    pub token_path: &'a std::path::Path,
+    pub lifetime_seconds: Option<u64>,
+    /// Development only: the emulator's STS and IAM Credentials.
+    pub sts_url: Option<&'a str>,
+    pub iam_url: Option<&'a str>,
+}
+
+/// The credential config gcloud's create-cred-config writes (also used by `setup`).
+pub fn credential_config(w: &Wif) -> serde_json::Value {
+    let mut v = json!({
+        "universe_domain": "googleapis.com",
+        "type": "external_account",
+        "audience": format!(
+            "//iam.googleapis.com/projects/{}/locations/global/workloadIdentityPools/{}/providers/{}",
+            w.project_number, w.pool, w.provider
+        ),
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": w.sts_url.unwrap_or("https://sts.googleapis.com/v1/token"),
+        "credential_source": { "file": w.token_path, "format": { "type": "text" } },
+    });
+    if let Some(sa) = w.service_account {
+        let base = w.iam_url.unwrap_or("https://iamcredentials.googleapis.com");
+        v["service_account_impersonation_url"] =
+            json!(format!("{}/v1/projects/-/serviceAccounts/{sa}:generateAccessToken", base.trim_end_matches('/')));
+        if let Some(l) = w.lifetime_seconds {
+            v["service_account_impersonation"] = json!({ "token_lifetime_seconds": l });
+        }
+    }
+    v
+}
+
 pub fn run(a: Args) -> u8 {
     let (project_number, pool, provider) = match &a.audience {
         Some(aud) => match parse_audience(aud) {
@@ -99,25 +136,16 @@ pub fn run(a: Args) -> u8 {
         eprintln!("aurora2bq: --pool and --provider take the short IDs, e.g. `eks` and `eks-oidc`");
         return exit::SETUP_FAILED;
     }
-    let mut v = json!({
-        "universe_domain": "googleapis.com",
-        "type": "external_account",
-        "audience": format!(
-            "//iam.googleapis.com/projects/{}/locations/global/workloadIdentityPools/{}/providers/{}",
-            project_number, pool, provider
-        ),
-        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-        "token_url": a.sts_url.unwrap_or_else(|| "https://sts.googleapis.com/v1/token".into()),
-        "credential_source": { "file": a.token_path, "format": { "type": "text" } },
+    let v = credential_config(&Wif {
+        project_number: &project_number,
+        pool: &pool,
+        provider: &provider,
+        service_account: a.service_account.as_deref(),
+        token_path: &a.token_path,
+        lifetime_seconds: a.lifetime_seconds,
+        sts_url: a.sts_url.as_deref(),
+        iam_url: a.iam_url.as_deref(),
     });
-    if let Some(sa) = &a.service_account {
-        let base = a.iam_url.unwrap_or_else(|| "https://iamcredentials.googleapis.com".into());
-        v["service_account_impersonation_url"] =
-            json!(format!("{}/v1/projects/-/serviceAccounts/{sa}:generateAccessToken", base.trim_end_matches('/')));
-        if let Some(l) = a.lifetime_seconds {
-            v["service_account_impersonation"] = json!({ "token_lifetime_seconds": l });
-        }
-    }
     let text = serde_json::to_string_pretty(&v).expect("JSON serializes") + "\n";
     match &a.output {
         None => {

@@ -7,6 +7,7 @@ mod extract;
 mod logging;
 mod plan;
 mod run;
+mod setup;
 mod state;
 mod tables;
 mod termination;
@@ -71,6 +72,9 @@ enum Command {
     /// Write an external_account credential config for an EKS pod (like gcloud's create-cred-config).
     #[command(after_help = cred_config::EXAMPLES)]
     CredConfig(cred_config::Args),
+    /// Generate the keyless set-up (AWS role and policy, database grants, Google pool, provider and roles, credential config, kustomize overlay) from the config and a few names.
+    #[command(after_help = setup::EXAMPLES)]
+    Setup(Box<setup::Args>),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  aurora2bq completions bash > /etc/bash_completion.d/aurora2bq\n  aurora2bq \
                             completions zsh > \"${fpath[1]}/_aurora2bq\"\n  aurora2bq completions fish > \
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let cli = match cli.command {
         Command::CredConfig(args) => return ExitCode::from(cred_config::run(args)),
+        Command::Setup(args) => return ExitCode::from(setup::run(*args)),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -115,7 +120,7 @@ pub fn main() -> ExitCode {
             Command::Doctor(args) => doctor::doctor(args).await,
             Command::Token(args) => doctor::token(args).await,
             Command::Extract(args) => extract::extract(args).await,
-            Command::CredConfig(_) | Command::Completions { .. } => exit::OK,
+            Command::CredConfig(_) | Command::Setup(_) | Command::Completions { .. } => exit::OK,
         }
     });
     // Do not wait for stray tasks (a hung connection) at exit: the CronJob must end.

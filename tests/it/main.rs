@@ -30,5 +30,6 @@ mod pg_types;
 mod rds_iam;
 mod run_control;
 mod schema_evolution;
+mod setup;
 mod storage_write_faults;
 mod trust;

@@ -140,7 +140,9 @@ const CASES: &[Case] = &[
         name: "OIDC provider not registered",
         breaks: |i| i.chain.emulator.update(|c| c.aws.oidc_providers.clear()),
         link: "AWS role (STS AssumeRoleWithWebIdentity)",
-        fix_says: |_| vec!["associate-iam-oidc-provider".into()],
+        fix_says: |_| {
+            vec!["aws iam create-open-id-connect-provider --url".into(), "--client-id-list sts.amazonaws.com".into()]
+        },
     },
     Case {
         name: "trust policy names another service account",
