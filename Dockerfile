@@ -11,6 +11,8 @@ ARG AURORA2BQ_COMMIT=unknown
 ENV AURORA2BQ_COMMIT=$AURORA2BQ_COMMIT
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+# The RDS CA bundle, compiled into the binary for RDS IAM authentication's verify-full.
+COPY certs ./certs
 COPY testing ./testing
 RUN cargo build --release --locked --package aurora2bq --bin aurora2bq
 

@@ -150,6 +150,14 @@ start_pushgateway() {
 # ($WORK/credential-config.json). Needs start_bqemulator and cargo_build first.
 start_google_emulator() {
     local sa=aurora2bq@test-project.iam.gserviceaccount.com bin=$CARGO_TARGET_DIR/${PROFILE:-debug}
+    local emu_port; emu_port=$(free_port); REST_GATE=$(free_port); GRPC_GATE=$(free_port); NULL_WRITE=$(free_port)
+    RDS_PORT=$(free_port); AWS_STS_URL="http://127.0.0.1:$emu_port/aws-sts/"
+    # An emulated Aurora endpoint with IAM authentication, in front of the local PostgreSQL:
+    # the database user logs in with RDS tokens the pod's AWS role signs, no password.
+    cat >"$WORK/rds-front.json" <<JSON
+{"engine": "postgres", "upstream": "127.0.0.1:5432", "region": "eu-west-1",
+ "resource_id": "cluster-DEMO0RESOURCE0ID", "hostname": "localhost", "iam_users": []}
+JSON
     cat >"$WORK/google-project.json" <<JSON
 {
   "project_number": "123456789012",
@@ -164,14 +172,15 @@ start_google_emulator() {
   "service_accounts": [{
     "email": "$sa",
     "workload_identity_users": ["principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/eks/attribute.ksa_name/analytics:aurora2bq"]
-  }]
+  }],
+  "aws": $(aws_account_json "$emu_port")
 }
 JSON
-    local emu_port; emu_port=$(free_port); REST_GATE=$(free_port); GRPC_GATE=$(free_port); NULL_WRITE=$(free_port)
     log "starting the Google emulator (issuer, STS, IAM) on $emu_port, gates to bqemulator on $REST_GATE and $GRPC_GATE"
     "$bin/google-emulator" --config "$WORK/google-project.json" --port "$emu_port" \
         --token-file "$WORK/token" --namespace analytics --service-account aurora2bq \
         --gate-rest "$REST_GATE=$BQ_REST" --gate-grpc "$GRPC_GATE=$BQ_GRPC" --null-storage-write "$NULL_WRITE" \
+        --rds-front "$WORK/rds-front.json" --rds-port "$RDS_PORT" --rds-ca "$WORK/rds-ca.pem" \
         >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
     STARTED_PIDS+=($!)
     wait_for "the Google emulator" 30 grep -q '"ready":true' "$WORK/emulator.out"
@@ -180,6 +189,28 @@ JSON
         --service-account "$sa" --token-path "$WORK/token" \
         --sts-url "http://127.0.0.1:$emu_port/v1/token" --iam-url "http://127.0.0.1:$emu_port" \
         --output "$WORK/credential-config.json"
+}
+
+# The emulated AWS account: the cluster's issuer as an IAM OIDC provider, and the role
+# aurora2bq the pod's ServiceAccount may assume, allowed rds-db:connect as user aurora2bq.
+aws_account_json() {
+    local issuer="127.0.0.1:$1/oidc/id/EMULATED0CLUSTER"
+    cat <<JSON
+{
+    "account": "111122223333",
+    "oidc_providers": [{"client_ids": ["sts.amazonaws.com"]}],
+    "roles": [{
+      "name": "aurora2bq",
+      "trust_policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": "arn:aws:iam::111122223333:oidc-provider/$issuer"},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {"$issuer:sub": "system:serviceaccount:analytics:aurora2bq",
+                                       "$issuer:aud": "sts.amazonaws.com"}}}]},
+      "policies": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+        "Resource": "arn:aws:rds-db:eu-west-1:111122223333:dbuser:cluster-DEMO0RESOURCE0ID/aurora2bq"}]}]
+    }]
+  }
+JSON
 }
 
 # The [google] lines of an aurora2bq config for the emulated chain.

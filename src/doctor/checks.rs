@@ -216,7 +216,11 @@ impl Doctor {
                 return;
             }
         };
-        let mut details = vec![format!("connected ({})", cfg.source.engine.name())];
+        let how = match &cfg.source.auth {
+            crate::config::SourceAuth::Password => "password in the URL",
+            crate::config::SourceAuth::RdsIam(_) => "an RDS IAM token, TLS verified",
+        };
+        let mut details = vec![format!("connected ({}, {how})", cfg.source.engine.name())];
         let tables = match source::expand_patterns(&*src, &cfg.tables).await {
             Ok((tables, notes)) => {
                 details.extend(notes.into_iter().map(|n| format!("note: {n}")));

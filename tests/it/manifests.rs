@@ -267,9 +267,36 @@ fn dockerfile_is_well_formed() {
     assert_eq!(entrypoint.unwrap(), vec!["/usr/local/bin/aurora2bq".to_string()]);
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock").is_file(), "--locked needs Cargo.lock");
     // What the build reads is in the image's build stage.
-    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "testing"] {
+    let mut needed: Vec<String> = ["Cargo.toml", "Cargo.lock", "build.rs", "src", "testing"].map(String::from).to_vec();
+    needed.extend(included_dirs(&root.join("src")));
+    for needed in &needed {
         assert!(copied.iter().any(|c| c == needed), "the build stage copies {needed}: {copied:?}");
     }
+}
+
+/// The top-level folders of the repository that `include_bytes!`/`include_str!` in `dir`
+/// read at compile time (e.g. `certs` for the RDS CA bundle): the image's build needs them.
+fn included_dirs(dir: &Path) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().unwrap();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(included_dirs(&path));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for macro_name in ["include_bytes!(\"", "include_str!(\""] {
+            for (i, _) in text.match_indices(macro_name) {
+                let rest = &text[i + macro_name.len()..];
+                let rel = &rest[..rest.find('"').unwrap()];
+                let file = path.parent().unwrap().join(rel).canonicalize().expect("an included file exists");
+                let top = file.strip_prefix(&root).expect("included from the repository").components().next().unwrap();
+                out.push(top.as_os_str().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
 }
 
 /// The image, rustup and Cargo build with one Rust: the Dockerfile's `rust:X.Y` build stage,

@@ -38,6 +38,15 @@ struct Args {
     /// sink for benchmarks) on this port.
     #[arg(long)]
     null_storage_write: Option<u16>,
+    /// JSON file with an RdsFrontConfig: also serve an emulated Aurora endpoint with IAM
+    /// database authentication in front of a real database.
+    #[arg(long)]
+    rds_front: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    rds_port: u16,
+    /// Where to write the CA that signed the RDS front's certificate (the client's ca_file).
+    #[arg(long)]
+    rds_ca: Option<PathBuf>,
 }
 
 fn gate_arg(s: &str) -> anyhow::Result<(u16, String)> {
@@ -64,6 +73,20 @@ async fn main() -> anyhow::Result<()> {
             let w = aurora2bq_google_emulator::storage_write::FakeStorageWrite::start(true, port).await?;
             gates.insert("null_storage_write".into(), format!("http://{}", w.addr).into());
             Some(w)
+        }
+        None => None,
+    };
+    let _rds = match &args.rds_front {
+        Some(path) => {
+            let cfg: aurora2bq_google_emulator::RdsFrontConfig = serde_json::from_str(&std::fs::read_to_string(path)?)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let front = emu.start_rds_front(cfg, args.rds_port).await?;
+            if let Some(ca) = &args.rds_ca {
+                std::fs::write(ca, &front.ca_pem)?;
+            }
+            gates.insert("rds_front".into(), front.addr.to_string().into());
+            gates.insert("aws_sts".into(), emu.aws_sts_url().into());
+            Some(front)
         }
         None => None,
     };
