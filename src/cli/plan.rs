@@ -29,6 +29,8 @@ pub struct Args {
     /// One JSON array instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    shard: super::tables::ShardArg,
 }
 
 pub async fn plan(args: Args, run_id: String) -> u8 {
@@ -48,7 +50,8 @@ async fn plan_inner(args: &Args, run_id: &str) -> anyhow::Result<u8> {
     sink.rest().get_dataset(&config.destination.dataset).await?;
     let limits = BatchLimits { rows: 1, bytes: 1024 };
     let source = source::connect(&config.source, limits).await?;
-    config.tables = super::tables::choose(&*source, &config, &selection).await?.tables;
+    let shard = args.shard.resolve(&config)?;
+    config.tables = super::tables::choose(&*source, &config, &selection, shard).await?.tables;
     // Before the first run there is no state table (a run creates it; a plan writes nothing).
     let has_state = sink.rest().get_table(&config.destination.dataset, STATE_TABLE).await?.is_some();
     let mut plans = Vec::new();

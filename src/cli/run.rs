@@ -29,13 +29,16 @@ pub struct Args {
     /// no names, every table this run covers.
     #[arg(long, value_delimiter = ',', value_name = "TABLES", num_args = 0..=1, default_missing_value = "")]
     full_refresh: Option<Vec<String>>,
+    #[command(flatten)]
+    shard: super::tables::ShardArg,
 }
 
 pub const EXAMPLES: &str = "Examples:
   aurora2bq run --config /etc/aurora2bq/config.toml
   aurora2bq run -c config.toml --tables 'orders,public.cust*'
   aurora2bq run -c config.toml --exclude-tables audit_log
-  aurora2bq run -c config.toml --full-refresh orders     # reload one merge table from scratch";
+  aurora2bq run -c config.toml --full-refresh orders     # reload one merge table from scratch
+  aurora2bq run -c config.toml --shard 1/4               # the second of four shards' tables";
 
 impl Args {
     fn selection(&self) -> config::select::Selection {
@@ -119,6 +122,7 @@ pub async fn run(args: Args, run_id: String) -> u8 {
 async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow::Result<Finished> {
     let selection = args.selection();
     let mut config = super::tables::load(&args.file.config, &selection)?;
+    let shard = args.shard.resolve(&config)?;
     if config.google.allow_insecure_endpoints {
         tracing::warn!(
             "google.allow_insecure_endpoints is on: plain-HTTP loopback endpoints are accepted. This is \
@@ -136,7 +140,7 @@ async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow
     sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
-    let selected = super::tables::choose(&*source, &config, &selection).await?;
+    let selected = super::tables::choose(&*source, &config, &selection, shard).await?;
     config.tables = selected.tables;
     tracing::info!(tables = config.tables.len(), version = crate::VERSION, "run started");
     let summary =

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::select::{Selected, Selection};
+use crate::config::shard::Shard;
 use crate::config::{self, Config};
 use crate::source::{self, Source};
 
@@ -15,6 +16,28 @@ pub struct ConfigFile {
     /// The TOML config file.
     #[arg(long, short, env = "AURORA2BQ_CONFIG")]
     pub config: PathBuf,
+}
+
+/// Which shard of a run this process is.
+#[derive(clap::Args)]
+pub struct ShardArg {
+    /// Take only this shard's tables: INDEX/COUNT (0-based), e.g. 0/4. In an Indexed Job,
+    /// JOB_COMPLETION_INDEX with AURORA2BQ_SHARDS (or run.shards) says the same.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<String>,
+}
+
+impl ShardArg {
+    pub fn resolve(&self, config: &Config) -> anyhow::Result<Option<Shard>> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Shard::resolve(
+            self.shard.as_deref(),
+            env("JOB_COMPLETION_INDEX").as_deref(),
+            env("AURORA2BQ_SHARDS").as_deref(),
+            config.run.shards,
+        )
+        .map_err(anyhow::Error::msg)
+    }
 }
 
 /// Names given on the command line, without the empty one that an option given no value
@@ -34,12 +57,29 @@ pub fn load(path: &Path, selection: &Selection) -> anyhow::Result<Config> {
 }
 
 /// The tables the command covers: pattern entries expanded (what they left out is logged),
-/// then the selection applied.
-pub async fn choose(source: &dyn Source, config: &Config, selection: &Selection) -> anyhow::Result<Selected> {
+/// then the selection applied, then this shard's share taken.
+pub async fn choose(
+    source: &dyn Source,
+    config: &Config,
+    selection: &Selection,
+    shard: Option<Shard>,
+) -> anyhow::Result<Selected> {
     let (tables, notes) =
         source::expand_patterns(source, &config.tables).await.context("listing the source's tables")?;
     for note in notes {
         tracing::warn!("{note}");
     }
-    selection.apply(&tables).map_err(anyhow::Error::msg)
+    let mut selected = selection.apply(&tables).map_err(anyhow::Error::msg)?;
+    if let Some(shard) = shard {
+        let all = selected.tables.len();
+        selected.tables.retain(|t| shard.owns(&t.target));
+        selected.reload.retain(|t| shard.owns(t));
+        tracing::info!(
+            shard = format!("{}/{}", shard.index, shard.count),
+            tables = selected.tables.len(),
+            of = all,
+            "this shard's tables"
+        );
+    }
+    Ok(selected)
 }

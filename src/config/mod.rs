@@ -7,6 +7,7 @@
 
 mod raw;
 pub mod select;
+pub mod shard;
 mod table;
 mod validate;
 
@@ -208,4 +209,6 @@ pub struct RunConfig {
     pub table_timeout: Duration,
     /// Off a terminal, how often each running table logs its progress.
     pub heartbeat: Duration,
+    /// Shards of a run in an Indexed Job (`JOB_COMPLETION_INDEX` says which); `None`: one.
+    pub shards: Option<u32>,
 }

@@ -76,6 +76,7 @@ pub struct RawRun {
     pub table_concurrency: Option<Spanned<u64>>,
     pub table_timeout_minutes: Option<Spanned<u64>>,
     pub heartbeat_seconds: Option<Spanned<u64>>,
+    pub shards: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -264,6 +264,10 @@ fn run(cx: &Ctx, raw: RawRun) -> Result<RunConfig, ConfigError> {
             60 * cx.bounded(&raw.table_timeout_minutes, "run.table_timeout_minutes", 120, 1..1441)?,
         ),
         heartbeat: Duration::from_secs(cx.bounded(&raw.heartbeat_seconds, "run.heartbeat_seconds", 30, 1..3601)?),
+        shards: match &raw.shards {
+            None => None,
+            Some(_) => Some(cx.bounded(&raw.shards, "run.shards", 1, 1..1001)? as u32),
+        },
     })
 }
 

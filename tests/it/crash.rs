@@ -13,7 +13,6 @@ use std::time::Duration;
 use common::Landing;
 use common::compare::{Kind, assert_same, bq_rows, source_rows};
 use sqlx::{Connection, Executor};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const COLS: &[(&str, Kind)] = &[
     ("id", Kind::Int),
@@ -73,38 +72,9 @@ async fn mutate(url: String, gate: Arc<tokio::sync::Mutex<()>>, stop: Arc<Atomic
     }
 }
 
-/// Runs aurora2bq; with a kill point, sends SIGKILL once the point is reached. Returns
-/// whether the run was killed (false: it finished before reaching the point).
 async fn run(config: &std::path::Path, url: &str, point: Option<&str>) -> (bool, Option<i32>, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"));
-    cmd.args(["run", "--config", config.to_str().unwrap()])
-        .env("TEST_SOURCE_URL", url)
-        .env("AURORA2BQ_LOG_FORMAT", "text")
-        .env("AURORA2BQ_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(p) = point {
-        cmd.env("AURORA2BQ_FAILPOINT", p).env("AURORA2BQ_FAILPOINT_ACTION", "pause");
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut killed = false;
-    let mut log = String::new();
-    let reading = async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains("failpoint") && line.contains("reached") {
-                child.start_kill().unwrap(); // SIGKILL
-                killed = true;
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), reading).await.expect("the run ended or reached its point in time");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
-    (killed, status.code(), log)
+    let r = common::run_killed_at(config, url, &[], point).await;
+    (r.killed, r.code, r.log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,5 +31,6 @@ mod rds_iam;
 mod run_control;
 mod schema_evolution;
 mod setup;
+mod shards;
 mod storage_write_faults;
 mod trust;

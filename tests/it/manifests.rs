@@ -463,3 +463,53 @@ fn the_fargate_logging_snippet_is_well_formed() {
     assert!(output.contains("Name cloudwatch_logs") && output.contains("log_key log"), "{output}");
     assert!(data["filters.conf"].contains("Parser crio") && data["parsers.conf"].contains("Name crio"));
 }
+
+/// The Indexed Job component: one number of shards in its three places, the per-index
+/// retry and failure fields a Job accepts, and (where kubectl is present) an overlay using it
+/// renders into a CronJob whose Job is Indexed.
+#[test]
+fn the_indexed_job_component_splits_the_run_consistently() {
+    let dir = k8s_dir().join("components/indexed-job");
+    let component: Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).unwrap();
+    assert_eq!(component["kind"], "Component");
+    let ops: Vec<Value> = serde_norway::from_str(component["patches"][0]["patch"].as_str().unwrap()).unwrap();
+    let at = |path: &str| ops.iter().find(|o| o["path"] == path).map(|o| o["value"].clone());
+    let completions = at("/spec/jobTemplate/spec/completions").expect("completions");
+    assert_eq!(at("/spec/jobTemplate/spec/parallelism"), Some(completions.clone()));
+    let env = at("/spec/jobTemplate/spec/template/spec/containers/0/env/-").expect("the shard count");
+    assert_eq!(env["name"], "AURORA2BQ_SHARDS");
+    assert_eq!(
+        env["value"].as_str().map(str::to_owned),
+        Some(completions.to_string()),
+        "AURORA2BQ_SHARDS = completions"
+    );
+
+    // Render an overlay of a copy of k8s/ with the component (kustomize wants relative paths).
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = std::process::Command::new("cp").arg("-r").arg(k8s_dir()).arg(tmp.path().join("k8s")).status().unwrap();
+    assert!(copy.success());
+    std::fs::create_dir(tmp.path().join("ov")).unwrap();
+    std::fs::write(
+        tmp.path().join("ov/kustomization.yaml"),
+        "resources:\n  - ../k8s\ncomponents:\n  - ../k8s/components/indexed-job\n",
+    )
+    .unwrap();
+    let Ok(rendered) = std::process::Command::new("kubectl").arg("kustomize").arg(tmp.path().join("ov")).output()
+    else {
+        eprintln!("kubectl is not installed: the component's rendering is not checked here");
+        return;
+    };
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let text = String::from_utf8(rendered.stdout).unwrap();
+    let doc = text.split("\n---\n").find(|d| d.contains("\nkind: CronJob\n")).expect("a CronJob");
+    let cj: CronJob = serde_norway::from_str(doc).expect("the rendered CronJob parses");
+    let job = cj.spec.unwrap().job_template.spec.unwrap();
+    assert_eq!(job.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!(job.completions, completions.as_i64().map(|c| c as i32));
+    assert_eq!(job.parallelism, job.completions);
+    assert_eq!(job.backoff_limit, None, "backoffLimitPerIndex replaces backoffLimit");
+    assert_eq!(job.backoff_limit_per_index, Some(2));
+    let rules = job.pod_failure_policy.unwrap().rules;
+    assert_eq!(rules[0].action, "FailIndex");
+}

@@ -321,3 +321,56 @@ pub fn set_env(name: &str, value: Option<&std::ffi::OsStr>) {
         }
     }
 }
+
+/// How a run that may have been killed ended.
+pub struct KilledRun {
+    /// SIGKILL was sent at the failpoint (false: the run ended before reaching it).
+    pub killed: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    /// What it logged (warnings and up).
+    pub log: String,
+}
+
+/// `aurora2bq run --config CONFIG EXTRA…` against `url`; with a failpoint, the run pauses
+/// there and is sent SIGKILL, as a node failure or an OOM kill would end it.
+pub async fn run_killed_at(config: &Path, url: &str, extra: &[&str], point: Option<&str>) -> KilledRun {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurora2bq"));
+    cmd.args(["run", "--config", config.to_str().unwrap()])
+        .args(extra)
+        .env("TEST_SOURCE_URL", url)
+        .env("AURORA2BQ_LOG_FORMAT", "text")
+        .env("AURORA2BQ_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(p) = point {
+        cmd.env("AURORA2BQ_FAILPOINT", p).env("AURORA2BQ_FAILPOINT_ACTION", "pause");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let collect = tokio::spawn(async move {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out).await;
+        out
+    });
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut killed = false;
+    let mut log = String::new();
+    let reading = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("failpoint") && line.contains("reached") {
+                child.start_kill().unwrap(); // SIGKILL
+                killed = true;
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), reading).await.expect("the run ended or reached its point in time");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    let stdout = collect.await.unwrap_or_default();
+    KilledRun { killed, code: status.code(), stdout, log }
+}
