@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::SourceError;
-use crate::aws::{AwsError, Identity, RdsIam};
+use crate::aws::{Identity, RdsIam};
 use crate::config::{Engine, IamConfig, SourceConfig};
 use crate::secret::Secret;
 
@@ -53,11 +53,6 @@ impl DbIam {
         Ok(token.expose().to_owned())
     }
 
-    /// The AWS chain alone (for `doctor`): the web-identity token and the role.
-    pub async fn check_aws(&self) -> Result<(), AwsError> {
-        self.iam.credentials().await.map(|_| ())
-    }
-
     /// The database's refusal of a token, said as the link to fix; `None` for other errors.
     pub fn denied(&self, target: &str, e: &sqlx::Error) -> Option<SourceError> {
         let db = e.as_database_error()?;
@@ -100,6 +95,28 @@ impl DbIam {
             _ => return None,
         };
         Some(SourceError::Refused { table: target.to_owned(), problem, fix })
+    }
+}
+
+/// Opens a connection with `options`, or, with IAM, with a token signed for it as the
+/// password; the database's refusal of a token is said as the link to fix.
+pub(crate) async fn connect<O>(
+    iam: Option<&DbIam>,
+    options: &O,
+    with_password: impl Fn(O, &str) -> O,
+    target: &str,
+    err: impl Fn(sqlx::Error) -> SourceError,
+) -> Result<O::Connection, SourceError>
+where
+    O: sqlx::ConnectOptions + Clone,
+    O::Connection: Sized,
+{
+    match iam {
+        None => options.connect().await.map_err(err),
+        Some(iam) => {
+            let options = with_password(options.clone(), &iam.password().await?);
+            options.connect().await.map_err(|e| iam.denied(target, &e).unwrap_or_else(|| err(e)))
+        }
     }
 }
 

@@ -340,20 +340,6 @@ pub async fn connect(config: &SourceConfig, limits: BatchLimits) -> Result<Box<d
     }
 }
 
-/// The AWS links of RDS IAM authentication alone, before any database is contacted: the
-/// environment, the web-identity token and the role (for `doctor`). `None` without IAM.
-pub async fn check_aws(config: &SourceConfig) -> Option<Result<(), SourceError>> {
-    let crate::config::SourceAuth::RdsIam(iam) = &config.auth else { return None };
-    Some(
-        async {
-            let url = read_url(&config.url)?;
-            let db = iam::DbIam::new(config, iam, &url)?;
-            db.check_aws().await.map_err(SourceError::Aws)
-        }
-        .await,
-    )
-}
-
 /// The connection URL from its environment variable or file; never logged.
 pub fn read_url(from: &crate::config::UrlFrom) -> Result<crate::secret::Secret, SourceError> {
     use crate::config::UrlFrom;

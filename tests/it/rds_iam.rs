@@ -69,6 +69,20 @@ async fn mysql_run_is_keyless_end_to_end() {
     keyless_run(DbEngine::Mysql, ITEMS_MY).await;
 }
 
+/// The source settings of a library-level read through the IAM path.
+fn iam_source(idb: &IamDb, dir: &std::path::Path) -> aurora2bq::config::SourceConfig {
+    let engine = if idb.engine == DbEngine::Postgres { Engine::Postgres } else { Engine::Mysql };
+    let mut cfg = arrow_text::source_config(engine, &idb.url, dir, aurora2bq::config::ZeroDates::Error);
+    cfg.ca_file = Some(idb.ca_file.clone());
+    cfg.auth = SourceAuth::RdsIam(aurora2bq::config::IamConfig {
+        region: Some(iam::REGION.into()),
+        role_arn: Some(iam::role_arn()),
+        token_file: Some(idb.chain.token_path.clone()),
+        sts_url: Some(url::Url::parse(&idb.chain.emulator.aws_sts_url()).unwrap()),
+    });
+    cfg
+}
+
 /// Credentials that expire are replaced before a connection needs them, and each new
 /// connection signs its own token: the front refuses tokens signed with expired credentials,
 /// so without the refresh the second table could not be read.
@@ -80,16 +94,7 @@ async fn expired_credentials_are_refreshed_and_each_connection_signs_anew() {
         let idb = IamDb::new(engine, if engine == DbEngine::Postgres { ITEMS_PG } else { ITEMS_MY }).await;
         idb.chain.emulator.update(|c| c.aws.credential_lifetime_secs = 2);
         let dir = tempfile::tempdir().unwrap();
-        let source_engine = if engine == DbEngine::Postgres { Engine::Postgres } else { Engine::Mysql };
-        let mut cfg =
-            arrow_text::source_config(source_engine, &idb.url, dir.path(), aurora2bq::config::ZeroDates::Error);
-        cfg.ca_file = Some(idb.ca_file.clone());
-        cfg.auth = SourceAuth::RdsIam(aurora2bq::config::IamConfig {
-            region: Some(iam::REGION.into()),
-            role_arn: Some(iam::role_arn()),
-            token_file: Some(idb.chain.token_path.clone()),
-            sts_url: Some(url::Url::parse(&idb.chain.emulator.aws_sts_url()).unwrap()),
-        });
+        let cfg = iam_source(&idb, dir.path());
         let src = source::connect(&cfg, BatchLimits { rows: 100, bytes: 1 << 20 }).await.expect("connect");
         let table = aurora2bq::config::TableConfig::simple(None, "items");
         let first = src.open(&table, None).await.expect("first table");
@@ -245,14 +250,7 @@ async fn mysql_refusals_name_the_plugin_and_the_policy() {
     let idb = IamDb::new(DbEngine::Mysql, ITEMS_MY).await;
     idb.chain.emulator.update(|c| c.aws.roles[0].policies.clear());
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = arrow_text::source_config(Engine::Mysql, &idb.url, dir.path(), aurora2bq::config::ZeroDates::Error);
-    cfg.ca_file = Some(idb.ca_file.clone());
-    cfg.auth = SourceAuth::RdsIam(aurora2bq::config::IamConfig {
-        region: Some(iam::REGION.into()),
-        role_arn: Some(iam::role_arn()),
-        token_file: Some(idb.chain.token_path.clone()),
-        sts_url: Some(url::Url::parse(&idb.chain.emulator.aws_sts_url()).unwrap()),
-    });
+    let cfg = iam_source(&idb, dir.path());
     let err = match source::connect(&cfg, BatchLimits { rows: 1, bytes: 1024 }).await {
         Ok(_) => panic!("connected without rds-db:connect"),
         Err(e) => e.to_string(),

@@ -89,15 +89,7 @@ impl MyInner {
         }
         let err =
             |source| SourceError::Connect { engine: crate::config::Engine::Mysql, target: self.target.clone(), source };
-        let connect = async {
-            match &self.iam {
-                None => self.options.connect().await.map_err(err),
-                Some(iam) => {
-                    let options = self.options.clone().password(&iam.password().await?);
-                    options.connect().await.map_err(|e| iam.denied(&self.target, &e).unwrap_or_else(|| err(e)))
-                }
-            }
-        };
+        let connect = super::iam::connect(self.iam.as_ref(), &self.options, |o, p| o.password(p), &self.target, err);
         let mut conn = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(r) => r?,
             Err(_) => return Err(err(sqlx::Error::PoolTimedOut)),

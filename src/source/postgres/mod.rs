@@ -100,15 +100,7 @@ impl PgInner {
             target: self.target.clone(),
             source,
         };
-        let connect = async {
-            match &self.iam {
-                None => self.options.connect().await.map_err(err),
-                Some(iam) => {
-                    let options = self.options.clone().password(&iam.password().await?);
-                    options.connect().await.map_err(|e| iam.denied(&self.target, &e).unwrap_or_else(|| err(e)))
-                }
-            }
-        };
+        let connect = super::iam::connect(self.iam.as_ref(), &self.options, |o, p| o.password(p), &self.target, err);
         match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(r) => r,
             Err(_) => Err(err(sqlx::Error::PoolTimedOut)),
