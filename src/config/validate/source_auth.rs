@@ -65,3 +65,41 @@ pub(super) fn auth(cx: &Ctx, raw: &RawSource, allow_insecure: bool) -> Result<So
         sts_url,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{SourceAuth, parse};
+
+    fn config(source: &str, google: &str) -> String {
+        format!(
+            "[source]\nengine = \"postgres\"\nurl_env = \"U\"\n{source}\n[destination]\nproject = \"p\"\ndataset = \"d\"\n\
+             [google]\n{google}\n[[tables]]\nsource = \"t\"\n"
+        )
+    }
+
+    fn error(source: &str, google: &str) -> String {
+        parse("c.toml".as_ref(), &config(source, google)).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn rds_iam_keys_are_checked_where_they_are_written() {
+        let ok = parse("c.toml".as_ref(), &config("auth = \"rds_iam\"\naws_region = \"eu-west-1\"", "")).unwrap();
+        assert!(matches!(ok.source.auth, SourceAuth::RdsIam(_)));
+        // The web-identity token goes to AWS STS only; loopback only under the development switch.
+        let e = error("auth = \"rds_iam\"\naws_sts_url = \"https://sts.amazonaws.com.evil.io/\"", "");
+        assert!(e.contains("source.aws_sts_url") && e.contains("line 5"), "{e}");
+        let e = error("auth = \"rds_iam\"\naws_sts_url = \"http://127.0.0.1:9/\"", "");
+        assert!(e.contains("source.aws_sts_url"), "{e}");
+        parse(
+            "c.toml".as_ref(),
+            &config("auth = \"rds_iam\"\naws_sts_url = \"http://127.0.0.1:9/\"", "allow_insecure_endpoints = true"),
+        )
+        .expect("loopback with the development switch");
+        let e = error("aws_region = \"eu-west-1\"", "");
+        assert!(e.contains("only applies with auth = \\\"rds_iam\\\"") || e.contains("only applies with auth"), "{e}");
+        let e = error("auth = \"kerberos\"", "");
+        assert!(e.contains("source.auth") && e.contains("rds_iam"), "{e}");
+        let e = error("auth = \"rds_iam\"\naws_role_arn = \"role/x\"", "");
+        assert!(e.contains("source.aws_role_arn"), "{e}");
+    }
+}
