@@ -110,6 +110,21 @@ pub fn window_columns<'p, P: Planned>(
     Ok(WindowColumns { cursor, keys, window })
 }
 
+/// `n` conditions on the integer key `k` (quoted) that split `lo..=hi` into ranges of
+/// about equal width and together cover every value, below `lo` and above `hi` too.
+pub(crate) fn key_ranges(k: &str, lo: i64, hi: i64, n: usize) -> Vec<String> {
+    let n = n.max(1) as i128;
+    let bound = |i: i128| (lo as i128 + (hi as i128 - lo as i128 + 1) * i / n) as i64;
+    (0..n)
+        .map(|i| match (i, i + 1 == n) {
+            (0, true) => "TRUE".to_string(),
+            (0, false) => format!("{k} < {}", bound(1)),
+            (_, true) => format!("{k} >= {}", bound(i)),
+            _ => format!("{k} >= {} AND {k} < {}", bound(i), bound(i + 1)),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,10 @@ pub(super) fn file(v: &Values) -> File {
                     TableSource::Table { schema, name } => {
                         let s = schema.clone().unwrap_or_else(|| default_db.clone());
                         sql.push(format!("GRANT SELECT ON {}.{} TO {u};", my(&s), my(name)));
+                        if t.parallel_chunks > 1 {
+                            // Chunks start their snapshots together under a brief LOCK TABLES … READ.
+                            sql.push(format!("GRANT LOCK TABLES ON {}.* TO {u};", my(&s)));
+                        }
                     }
                     TableSource::Pattern { schema, .. } => {
                         let s = schema.clone().unwrap_or_else(|| default_db.clone());

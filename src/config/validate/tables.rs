@@ -60,7 +60,7 @@ fn table(cx: &Ctx, engine: Engine, i: usize, span: Span, t: RawTable) -> Result<
     let (source, target, target_span) = source_and_target(cx, engine, &key, span.clone(), &t)?;
     let (mode, cursor, lookback) = mode_and_window(cx, &key, span.clone(), &t)?;
     let (rename, casts) = column_options(cx, &key, &t)?;
-    let parallel_chunks = parallel_chunks(cx, engine, &key, &t)?;
+    let parallel_chunks = parallel_chunks(cx, &key, &t)?;
     let soft_delete_column = t.soft_delete_column.clone().map(|s| s.into_inner());
     let keys_as_bytes = t.keys_as_bytes.as_ref().is_some_and(|b| *b.get_ref());
     let (key_columns, columns, exclude_columns) = (t.key.clone(), t.columns.clone(), t.exclude_columns.clone());
@@ -253,19 +253,10 @@ fn column_options(
     Ok((rename, casts))
 }
 
-fn parallel_chunks(cx: &Ctx, engine: Engine, key: &dyn Fn(&str) -> String, t: &RawTable) -> Result<usize, ConfigError> {
+fn parallel_chunks(cx: &Ctx, key: &dyn Fn(&str) -> String, t: &RawTable) -> Result<usize, ConfigError> {
     Ok(match &t.parallel_chunks {
         None => 1,
-        Some(p) if (1..=32).contains(p.get_ref()) => {
-            if engine == Engine::Mysql && *p.get_ref() > 1 {
-                return Err(cx.err(
-                    p.span(),
-                    &key("parallel_chunks"),
-                    "MySQL cannot share one snapshot between connections, so its tables are read over one",
-                ));
-            }
-            *p.get_ref() as usize
-        }
+        Some(p) if (1..=32).contains(p.get_ref()) => *p.get_ref() as usize,
         Some(p) => return Err(cx.err(p.span(), &key("parallel_chunks"), "use 1 to 32")),
     })
 }

@@ -1,7 +1,9 @@
 //! MySQL (Aurora MySQL 3, i.e. MySQL 8.0; MariaDB stands in for it in tests): one
 //! connection per table, `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`, the
 //! session time zone set to UTC (so TIMESTAMP values are instants), rows streamed over the
-//! text protocol and decoded straight into Arrow builders.
+//! text protocol and decoded straight into Arrow builders. A large table can be read in
+//! key-range chunks over several connections whose snapshots start together under a brief
+//! `LOCK TABLES … READ` (MySQL cannot export a snapshot).
 
 mod catalog;
 mod decode;
@@ -140,7 +142,15 @@ impl Source for MySqlSource {
             let column = |k: &str| catalog.columns.iter().find(|c| c.name == k);
             check_merge_keys(table, &catalog.display_name, &w.window.key, |k| column(k).and_then(loose))?;
         }
-        Ok(Box::new(reader::MyTableRead::new(self.inner.clone(), conn, schema, plans, catalog.from, window)))
+        Ok(Box::new(reader::MyTableRead::new(
+            self.inner.clone(),
+            conn,
+            schema,
+            plans,
+            catalog.from,
+            window,
+            table.parallel_chunks,
+        )))
     }
 }
 

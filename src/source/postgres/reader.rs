@@ -65,16 +65,7 @@ impl PgTableRead {
         let (Some(lo), Some(hi)) = (row.get::<Option<i64>, _>(0), row.get::<Option<i64>, _>(1)) else {
             return Ok(Vec::new());
         };
-        let n = self.chunks as i128;
-        let bound = |i: i128| (lo as i128 + (hi as i128 - lo as i128 + 1) * i / n) as i64;
-        Ok((0..n)
-            .map(|i| match (i, i + 1 == n) {
-                (0, true) => "TRUE".to_string(),
-                (0, false) => format!("{k} < {}", bound(1)),
-                (_, true) => format!("{k} >= {}", bound(i)),
-                _ => format!("{k} >= {} AND {k} < {}", bound(i), bound(i + 1)),
-            })
-            .collect())
+        Ok(crate::source::plan::key_ranges(&k, lo, hi, self.chunks))
     }
 }
 
