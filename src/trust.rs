@@ -70,14 +70,29 @@ impl Service {
     }
 }
 
-/// Checks `url` against the policy; the error says which key and why, with any password
-/// in the URL left out.
-pub fn check(policy: &EndpointPolicy, service: Service, key: &str, url: &str) -> Result<Url, String> {
+/// `url` parsed, refused if it carries a user name or password (`advice` says what to do
+/// instead); returns it with the form of it that messages show.
+fn parse_without_userinfo(key: &str, url: &str, advice: &str) -> Result<(Url, String), String> {
     let shown = redact(url);
     let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(format!("{key} {shown:?} carries a user name or password; tokens are never sent with one"));
+        return Err(format!("{key} {shown:?} carries a user name or password; {advice}"));
     }
+    Ok((parsed, shown))
+}
+
+const NO_USERINFO: &str = "tokens are never sent with one";
+
+/// An AWS region's name: lower-case letters, digits and hyphens (`eu-west-1`), so it can be
+/// put in a host name safely.
+pub fn is_aws_region(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Checks `url` against the policy; the error says which key and why, with any password
+/// in the URL left out.
+pub fn check(policy: &EndpointPolicy, service: Service, key: &str, url: &str) -> Result<Url, String> {
+    let (parsed, shown) = parse_without_userinfo(key, url, NO_USERINFO)?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("{key} {shown:?} uses scheme {:?}; use https", parsed.scheme()));
     }
@@ -106,11 +121,7 @@ pub fn check(policy: &EndpointPolicy, service: Service, key: &str, url: &str) ->
 /// there, but plain HTTP would let anyone on the path hand us a token, and a URL from a file
 /// must not reach into the network unnoticed: HTTPS, or loopback under the development switch.
 pub fn check_fetch(policy: &EndpointPolicy, key: &str, url: &str) -> Result<Url, String> {
-    let shown = redact(url);
-    let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(format!("{key} {shown:?} carries a user name or password; put credentials in headers"));
-    }
+    let (parsed, shown) = parse_without_userinfo(key, url, "put credentials in headers")?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if policy.allow_insecure && is_loopback(&parsed) => Ok(parsed),
@@ -126,22 +137,16 @@ pub fn check_fetch(policy: &EndpointPolicy, key: &str, url: &str) -> Result<Url,
 /// (`sts.amazonaws.com`, `sts[-fips].REGION.amazonaws.com[.cn]`), or loopback under the
 /// development switch.
 pub fn check_aws_sts(allow_insecure: bool, key: &str, url: &str) -> Result<Url, String> {
-    let shown = redact(url);
-    let parsed = Url::parse(url).map_err(|e| format!("{key} {shown:?} is not a URL: {e}"))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(format!("{key} {shown:?} carries a user name or password; tokens are never sent with one"));
-    }
+    let (parsed, shown) = parse_without_userinfo(key, url, NO_USERINFO)?;
     if allow_insecure && matches!(parsed.scheme(), "http" | "https") && is_loopback(&parsed) {
         return Ok(parsed);
     }
     let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-    let region_ok =
-        |r: &str| !r.is_empty() && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     let aws = host == "sts.amazonaws.com"
         || [".amazonaws.com", ".amazonaws.com.cn"].iter().any(|suffix| {
             host.strip_suffix(suffix)
                 .and_then(|h| h.strip_prefix("sts.").or_else(|| h.strip_prefix("sts-fips.")))
-                .is_some_and(region_ok)
+                .is_some_and(is_aws_region)
         });
     if parsed.scheme() != "https" || !aws {
         return Err(format!(

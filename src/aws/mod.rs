@@ -130,8 +130,7 @@ impl Identity {
 
 /// STS's regional endpoint, as the SDKs use by default.
 fn default_sts_url(region: &str) -> Result<url::Url, AwsError> {
-    let ok = !region.is_empty() && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
+    if !crate::trust::is_aws_region(region) {
         return Err(AwsError::new(
             AwsLink::Environment,
             format!("{region:?} is not an AWS region"),

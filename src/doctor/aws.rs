@@ -4,15 +4,11 @@
 
 use std::time::Duration;
 
-use super::checks::{Doctor, minutes_until};
+use super::checks::{Doctor, minutes_until, unix_time};
 use super::report::Check;
 use crate::aws::{AwsLink, Identity, RdsIam};
 use crate::config::{Config, SourceAuth};
 use crate::describe::Diagnosis;
-
-fn at(unix: i64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
-}
 
 const TOKEN: &str = "AWS web-identity token";
 const ROLE: &str = "AWS role (STS AssumeRoleWithWebIdentity)";
@@ -38,7 +34,7 @@ impl Doctor {
                         "for {} with audience {}{}",
                         c.sub.as_deref().unwrap_or("?"),
                         c.aud.join(", "),
-                        c.exp.map(|e| format!(", expires {}", minutes_until(at(e)))).unwrap_or_default()
+                        c.exp.map(|e| format!(", expires {}", minutes_until(unix_time(e)))).unwrap_or_default()
                     ));
                 }
                 self.push(Check::ok(TOKEN, details));

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -223,7 +223,7 @@ impl Doctor {
             ));
             return None;
         }
-        let exp = claims.exp.map(|e| UNIX_EPOCH + Duration::from_secs(e.max(0) as u64));
+        let exp = claims.exp.map(super::checks::unix_time);
         let details = vec![
             file.to_owned(),
             format!("iss {}", claims.iss.as_deref().unwrap_or("(none)")),

@@ -41,6 +41,11 @@ pub(super) fn auth_failure(e: &AuthError) -> (String, Option<String>) {
     (problem, e.fix())
 }
 
+/// A JWT's `exp`/`iat` (seconds since the epoch) as a time; before the epoch is the epoch.
+pub(super) fn unix_time(secs: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
 pub(super) fn minutes_until(t: SystemTime) -> String {
     match t.duration_since(SystemTime::now()) {
         Ok(d) => format!("in {} min", d.as_secs() / 60),

@@ -212,11 +212,7 @@ fn check(a: Args) -> Result<Values, String> {
     let rules: [(&str, &str, bool); 12] = [
         ("--project-number", &a.project_number, digits(&a.project_number, None)),
         ("--aws-account", &a.aws_account, digits(&a.aws_account, Some(12))),
-        (
-            "--region",
-            &a.region,
-            name(&a.region) && a.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-        ),
+        ("--region", &a.region, crate::trust::is_aws_region(&a.region)),
         ("--cluster", &a.cluster, name(&a.cluster)),
         ("--namespace", &a.namespace, name(&a.namespace) && !a.namespace.contains('_')),
         ("--service-account", &a.service_account, name(&a.service_account) && !a.service_account.contains('_')),

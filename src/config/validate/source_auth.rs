@@ -33,12 +33,10 @@ pub(super) fn auth(cx: &Ctx, raw: &RawSource, allow_insecure: bool) -> Result<So
         }
         return Ok(SourceAuth::Password);
     }
-    if let Some(r) = &raw.aws_region {
-        let ok = !r.get_ref().is_empty()
-            && r.get_ref().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !ok {
-            return Err(cx.err(r.span(), "source.aws_region", "is not an AWS region such as eu-west-1"));
-        }
+    if let Some(r) = &raw.aws_region
+        && !crate::trust::is_aws_region(r.get_ref())
+    {
+        return Err(cx.err(r.span(), "source.aws_region", "is not an AWS region such as eu-west-1"));
     }
     if let Some(a) = &raw.aws_role_arn {
         let parts: Vec<&str> = a.get_ref().split(':').collect();
