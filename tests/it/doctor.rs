@@ -410,13 +410,7 @@ async fn a_credential_folder_is_diagnosed_by_its_variable_and_the_fix_works() {
 async fn mysql_grants_and_refused_endpoints_are_diagnosed_plainly() {
     let db = common::MyDb::new().await;
     db.exec("CREATE TABLE secret (id int PRIMARY KEY);").await;
-    let user = common::unique("u");
-    db.exec(&format!(
-        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.secret TO '{user}'@'%';",
-        db.name
-    ))
-    .await;
-    let url = db.url.replacen("root@", &format!("{user}:pw@"), 1);
+    let (user, url) = db.user_without_select("secret").await;
     let dataset = Bq::new().create_dataset().await;
     let chain = Chain::start(good_project()).await;
     let config = write_config(chain.dir.path(), &chain, &dataset, &["secret"], "");

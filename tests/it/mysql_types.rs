@@ -245,13 +245,7 @@ async fn floats_and_wide_bits_are_exact_from_tables_and_queries() {
 async fn a_user_without_select_is_told_the_grant() {
     let db = MyDb::new().await;
     db.exec("CREATE TABLE secret (id int PRIMARY KEY);").await;
-    let user = common::unique("u");
-    db.exec(&format!(
-        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.secret TO '{user}'@'%';",
-        db.name
-    ))
-    .await;
-    let url = db.url.replacen("root@", &format!("{user}:pw@"), 1);
+    let (user, url) = db.user_without_select("secret").await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = source_config(Engine::Mysql, &url, dir.path(), ZeroDates::Error);
     let e = read(&cfg, &TableConfig::simple(None, "secret"), None, LIMITS).await.err().expect("no SELECT");
@@ -331,14 +325,5 @@ async fn oversized_rows_are_refused_with_their_fix() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = source_config(Engine::Mysql, &db.url, dir.path(), ZeroDates::Error);
-    let mut t = TableConfig::simple(None, "big");
-    match read(&cfg, &t, None, LIMITS).await.err().expect("a 10 MiB row is refused") {
-        SourceError::Value { column, key, detail, .. } => {
-            assert_eq!((column.as_str(), key.as_str()), ("huge", "(id=1)"));
-            assert!(detail.contains("exclude_columns = [\"huge\"]"), "{detail}");
-        }
-        other => panic!("{other}"),
-    }
-    t.exclude_columns = vec!["huge".into()];
-    assert_eq!(read(&cfg, &t, None, LIMITS).await.expect("the fix loads it").rows(), 2);
+    common::arrow_text::assert_oversized_row_refused_then_excluded(&cfg).await;
 }

@@ -285,16 +285,7 @@ async fn oversized_rows_and_duplicate_query_names_are_refused_with_their_fix() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = source_config(Engine::Postgres, &db.url, dir.path(), ZeroDates::Error);
-    let mut t = TableConfig::simple(None, "big");
-    match read(&cfg, &t, None, LIMITS).await.err().expect("a 10 MiB row is refused") {
-        SourceError::Value { column, key, detail, .. } => {
-            assert_eq!((column.as_str(), key.as_str()), ("huge", "(id=1)"));
-            assert!(detail.contains("exclude_columns = [\"huge\"]"), "{detail}");
-        }
-        other => panic!("{other}"),
-    }
-    t.exclude_columns = vec!["huge".into()];
-    assert_eq!(read(&cfg, &t, None, LIMITS).await.expect("the fix loads it").rows(), 2);
+    common::arrow_text::assert_oversized_row_refused_then_excluded(&cfg).await;
 
     let mut q = TableConfig::simple(None, "q");
     q.source = aurora2bq::config::TableSource::Query("SELECT id, small AS x, id AS x FROM big".into());

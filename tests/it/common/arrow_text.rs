@@ -123,3 +123,20 @@ pub fn cell(a: &ArrayRef, r: usize) -> Option<String> {
         other => panic!("no canonical text for {other}"),
     })
 }
+
+/// A row too large for one Storage Write request (table `big`, column `huge` over 10 MiB in
+/// the row with id 1, and a second row) is refused naming its column, key and the fix, and
+/// the fix (`exclude_columns`) loads both rows.
+pub async fn assert_oversized_row_refused_then_excluded(cfg: &SourceConfig) {
+    let limits = BatchLimits { rows: 2, bytes: 1 << 20 };
+    let mut t = TableConfig::simple(None, "big");
+    match read(cfg, &t, None, limits).await.err().expect("a 10 MiB row is refused") {
+        SourceError::Value { column, key, detail, .. } => {
+            assert_eq!((column.as_str(), key.as_str()), ("huge", "(id=1)"));
+            assert!(detail.contains("exclude_columns = [\"huge\"]"), "{detail}");
+        }
+        other => panic!("{other}"),
+    }
+    t.exclude_columns = vec!["huge".into()];
+    assert_eq!(read(cfg, &t, None, limits).await.expect("the fix loads it").rows(), 2);
+}

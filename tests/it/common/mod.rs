@@ -138,6 +138,19 @@ impl MyDb {
         MyDb { name, url: url.to_string(), admin_url }
     }
 
+    /// A new user of this database holding INSERT, but not SELECT, on `table`: its name and
+    /// a URL that logs in as it. The caller drops it (`DROP USER 'NAME'@'%'`).
+    pub async fn user_without_select(&self, table: &str) -> (String, String) {
+        let user = unique("u");
+        self.exec(&format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT INSERT ON {}.{table} TO '{user}'@'%';",
+            self.name
+        ))
+        .await;
+        let url = self.url.replacen("root@", &format!("{user}:pw@"), 1);
+        (user, url)
+    }
+
     /// Runs a multi-statement script in UTC with a permissive SQL mode (zero dates allowed).
     pub async fn exec(&self, sql: &str) {
         use sqlx::Connection;
