@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod aws;
+pub mod bigquery_fake;
 pub mod cel;
 mod config;
 mod gate;
@@ -71,6 +72,18 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let app = gate::router(self.state.clone(), upstream, grpc);
         self.stops.push(serve(listener, app));
+        Ok(addr)
+    }
+
+    /// Starts the latency-only BigQuery REST API ([`bigquery_fake`]) on `port`.
+    pub async fn start_latency_bigquery(
+        &mut self,
+        port: u16,
+        latency: std::time::Duration,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        self.stops.push(serve(listener, bigquery_fake::router(latency)));
         Ok(addr)
     }
 

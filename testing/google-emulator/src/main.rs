@@ -38,6 +38,11 @@ struct Args {
     /// sink for benchmarks) on this port.
     #[arg(long)]
     null_storage_write: Option<u16>,
+    /// REST_PORT,GRPC_PORT,MILLISECONDS: also serve a BigQuery REST API and a discarding
+    /// Storage Write API that answer every call after that latency and check no SQL (for
+    /// benchmarks of how a run overlaps its calls).
+    #[arg(long)]
+    latency_bigquery: Option<String>,
     /// JSON file with an RdsFrontConfig: also serve an emulated Aurora endpoint with IAM
     /// database authentication in front of a real database.
     #[arg(long)]
@@ -52,6 +57,12 @@ struct Args {
 fn gate_arg(s: &str) -> anyhow::Result<(u16, String)> {
     let (port, upstream) = s.split_once('=').context("expected PORT=UPSTREAM")?;
     Ok((port.parse()?, upstream.to_owned()))
+}
+
+fn latency_arg(s: &str) -> anyhow::Result<(u16, u16, Duration)> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let [rest, grpc, ms] = parts[..] else { anyhow::bail!("expected REST_PORT,GRPC_PORT,MILLISECONDS") };
+    Ok((rest.parse()?, grpc.parse()?, Duration::from_millis(ms.parse()?)))
 }
 
 #[tokio::main]
@@ -72,6 +83,18 @@ async fn main() -> anyhow::Result<()> {
         Some(port) => {
             let w = aurora2bq_google_emulator::storage_write::FakeStorageWrite::start(true, port).await?;
             gates.insert("null_storage_write".into(), format!("http://{}", w.addr).into());
+            Some(w)
+        }
+        None => None,
+    };
+    let _latency = match &args.latency_bigquery {
+        Some(spec) => {
+            let (rest, grpc, latency) = latency_arg(spec)?;
+            let w = aurora2bq_google_emulator::storage_write::FakeStorageWrite::start_with_latency(true, grpc, latency)
+                .await?;
+            let rest = emu.start_latency_bigquery(rest, latency).await?;
+            gates.insert("latency_rest".into(), format!("http://{rest}").into());
+            gates.insert("latency_grpc".into(), format!("http://{}", w.addr).into());
             Some(w)
         }
         None => None,

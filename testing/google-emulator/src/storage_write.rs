@@ -2,7 +2,7 @@
 //! rows decoded and kept (so a test can check every row arrived exactly once), and a plan
 //! of faults by request number: UNAVAILABLE mid-stream, per-request errors, row errors, a
 //! response lost after the rows were stored. With `discard`, it only counts (a null sink
-//! for benchmarks).
+//! for benchmarks); with a latency, every answer waits that long, as a distant server's would.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -46,6 +46,9 @@ struct StreamData {
 #[derive(Default)]
 struct State {
     discard: bool,
+    latency: std::time::Duration,
+    /// Unary calls (CreateWriteStream, FinalizeWriteStream, BatchCommitWriteStreams).
+    unary: u64,
     streams: HashMap<String, StreamData>,
     /// Faults by 1-based AppendRows request number, over all connections.
     faults: HashMap<u64, WriteFault>,
@@ -69,7 +72,17 @@ pub struct RunningWrite {
 
 impl FakeStorageWrite {
     pub async fn start(discard: bool, port: u16) -> std::io::Result<RunningWrite> {
-        let fake = FakeStorageWrite { state: Arc::new(Mutex::new(State { discard, ..Default::default() })) };
+        Self::start_with_latency(discard, port, std::time::Duration::ZERO).await
+    }
+
+    /// As [`start`](Self::start), answering every call and every append `latency` after it
+    /// arrived; appends in flight on one connection wait out their latencies together.
+    pub async fn start_with_latency(
+        discard: bool,
+        port: u16,
+        latency: std::time::Duration,
+    ) -> std::io::Result<RunningWrite> {
+        let fake = FakeStorageWrite { state: Arc::new(Mutex::new(State { discard, latency, ..Default::default() })) };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -95,6 +108,15 @@ impl FakeStorageWrite {
     pub fn counts(&self) -> (u64, u64) {
         let s = self.state.lock().unwrap();
         (s.requests, s.connections)
+    }
+
+    /// Unary calls handled.
+    pub fn unary_calls(&self) -> u64 {
+        self.state.lock().unwrap().unary
+    }
+
+    fn latency(&self) -> std::time::Duration {
+        self.state.lock().unwrap().latency
     }
 
     /// Every committed batch of `table_path`, in offset order per stream.
@@ -235,7 +257,11 @@ where
                     let f = fake.clone();
                     let svc = tower::service_fn(move |r: Request<$req>| {
                         let f = f.clone();
-                        async move { f.$method(r.into_inner()).map(Response::new) }
+                        async move {
+                            f.state.lock().unwrap().unary += 1;
+                            tokio::time::sleep(f.latency()).await;
+                            f.$method(r.into_inner()).map(Response::new)
+                        }
                     });
                     let codec = tonic_prost::ProstCodec::<$resp, $req>::default();
                     Ok(tonic::server::Grpc::new(codec).unary(svc, req).await)
@@ -270,21 +296,30 @@ impl FakeStorageWrite {
     fn connection(&self, mut requests: Streaming<pb::AppendRowsRequest>) -> ResponseStream {
         self.state.lock().unwrap().connections += 1;
         let (tx, rx) = mpsc::channel(16);
+        // Answers leave in order, each `latency` after its request arrived: a second stage
+        // holds them so that pipelined requests are not delayed one after another.
+        let (due_tx, mut due_rx) = mpsc::channel::<(tokio::time::Instant, Result<_, Status>, bool)>(16);
+        let latency = self.latency();
+        tokio::spawn(async move {
+            while let Some((due, answer, last)) = due_rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                if tx.send(answer).await.is_err() || last {
+                    return;
+                }
+            }
+        });
         let fake = self.clone();
         tokio::spawn(async move {
             let mut schema = None;
             while let Some(req) = requests.next().await {
                 let Ok(req) = req else { return };
-                match fake.append(&req, &mut schema) {
-                    Ok(resp) => {
-                        if tx.send(Ok(resp)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err((status, _stored)) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
+                let due = tokio::time::Instant::now() + latency;
+                let (answer, last) = match fake.append(&req, &mut schema) {
+                    Ok(resp) => (Ok(resp), false),
+                    Err((status, _stored)) => (Err(status), true),
+                };
+                if due_tx.send((due, answer, last)).await.is_err() || last {
+                    return;
                 }
             }
         });
