@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod progress;
 mod summary;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ pub use progress::{Progress, TableProgress};
 pub use summary::{Interrupted, RunSummary, Status, TableOutcome, human_bytes, is_transient};
 
 use crate::config::{Config, LoadMode, TableConfig};
-use crate::sink::{LoadPlan, LoadStats, Sink};
+use crate::sink::{LoadPlan, LoadStats, Prior, Sink};
 use crate::source::window::Window;
 use crate::source::{ReadStats, Source};
 
@@ -39,15 +39,18 @@ pub async fn run_tables(
     let timeout = config.run.table_timeout;
     let done = CancellationToken::new();
     let heartbeats = tokio::spawn(progress.clone().heartbeats(done.clone()));
+    let mut priors = read_priors(config, sink.as_ref(), &stop).await;
     let outcomes = futures_util::stream::iter(config.tables.iter().cloned())
         .map(|table| {
             let (source, sink, stop, progress) = (source.clone(), sink.clone(), stop.clone(), progress.clone());
             let reload = reload.contains(&table.target);
+            let prior = priors.remove(&table.target);
             async move {
                 let (started, wall) = (Instant::now(), std::time::SystemTime::now());
                 tracing::info!(table = %table.source_name(), to = %table.target, reload, "table started");
                 let shown = progress.start(&table.target);
-                let result = copy_table(&table, reload, source, sink, stop, timeout, &shown).await;
+                let start = Start { table: &table, reload, prior };
+                let result = copy_table(start, source, sink, stop, timeout, &shown).await;
                 progress.finish(&table.target);
                 let outcome = TableOutcome::new(&table, result, wall, started.elapsed());
                 outcome.log();
@@ -57,9 +60,23 @@ pub async fn run_tables(
         .buffer_unordered(config.run.table_concurrency)
         .collect::<Vec<_>>()
         .await;
+    sink.settle().await;
     done.cancel();
     let _ = heartbeats.await;
     RunSummary::new(config, outcomes)
+}
+
+/// Every table's stored state in one round trip, so that hundreds of tables do not each
+/// wait for their own. If that read fails, each table reads its own and reports its error.
+async fn read_priors(config: &Config, sink: &dyn Sink, stop: &CancellationToken) -> HashMap<String, Prior> {
+    let targets: Vec<&str> = config.tables.iter().map(|t| t.target.as_str()).collect();
+    tokio::select! {
+        r = sink.priors(&targets) => r.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the tables' state at once; each table reads its own");
+            HashMap::new()
+        }),
+        _ = stop.cancelled() => HashMap::new(),
+    }
 }
 
 /// The rows a run reads of an incremental table: after the stored watermark, or, for a
@@ -94,9 +111,17 @@ async fn stop_reason(stop: &CancellationToken, deadline: Instant) -> anyhow::Err
     }
 }
 
-async fn copy_table(
-    table: &TableConfig,
+/// What a table's copy starts from.
+struct Start<'a> {
+    table: &'a TableConfig,
+    /// Load from scratch (`--full-refresh`).
     reload: bool,
+    /// Its state as the run read it for all tables at once; `None`: read it now.
+    prior: Option<Prior>,
+}
+
+async fn copy_table(
+    Start { table, reload, prior }: Start<'_>,
     source: Arc<dyn Source>,
     sink: Arc<dyn Sink>,
     stop: CancellationToken,
@@ -105,9 +130,12 @@ async fn copy_table(
 ) -> anyhow::Result<LoadStats> {
     let deadline = Instant::now() + timeout;
     // Every mode reads the state: its run id fences the commit against an overlapping run.
-    let prior = tokio::select! {
-        r = sink.prior(table) => r?,
-        e = stop_reason(&stop, deadline) => return Err(e),
+    let prior = match prior {
+        Some(p) => p,
+        None => tokio::select! {
+            r = sink.prior(table) => r?,
+            e = stop_reason(&stop, deadline) => return Err(e),
+        },
     };
     let window = window_for(table, prior.watermark.clone(), reload);
     if let Some(w) = &window {

@@ -3,6 +3,8 @@
 
 pub mod bigquery;
 
+use std::collections::HashMap;
+
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 
@@ -73,12 +75,20 @@ pub trait Sink: Send + Sync {
     /// The stored state of a table: its watermark and which run last committed it.
     async fn prior(&self, table: &TableConfig) -> Result<Prior, SinkError>;
 
+    /// The stored state of many tables at once, by target, every one of `targets` included
+    /// (never loaded: the default), in as few round trips as the sink can.
+    async fn priors(&self, targets: &[&str]) -> Result<HashMap<String, Prior>, SinkError>;
+
     /// Prepares to receive one table's rows (e.g. a staging table and a write stream).
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError>;
 
     /// Appends the run's outcomes to the run history. Best effort: the caller logs a failure
     /// and goes on.
     async fn record_run(&self, records: &[RunRecord]) -> Result<(), SinkError>;
+
+    /// Waits, for a bounded time, for the clean-up that finished loads left running in the
+    /// background (e.g. dropping staging tables). Call once, when no table is loading.
+    async fn settle(&self);
 }
 
 /// One table's load: rows in, then all of them become visible at once, or none do.

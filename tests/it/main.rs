@@ -19,6 +19,7 @@ mod incremental_load;
 mod incremental_window;
 mod late_commits;
 mod manifests;
+mod many_tables;
 mod mysql_chunks;
 mod mysql_tls;
 mod mysql_types;

@@ -191,8 +191,9 @@ impl BigQueryLoad {
         })
     }
 
-    async fn finish(&mut self, read: &ReadStats) -> Result<LoadStats, SinkError> {
-        let stream = self.stream.take().expect("commit once");
+    /// Ends the stream, finalizes it, checks BigQuery holds every row sent, and commits it
+    /// into the staging table.
+    async fn commit_staging(&self, stream: AppendStream) -> Result<u64, SinkError> {
         let name = stream.name.clone();
         let outcome = stream.finish().await?;
         failpoint::hit("before-finalize");
@@ -208,7 +209,11 @@ impl BigQueryLoad {
         failpoint::hit("before-staging-commit");
         self.sink.write.batch_commit(&self.sink.table_path(&self.staging), &[name]).await?;
         failpoint::hit("after-staging-commit");
-        let stats = LoadStats { rows: self.rows_sent, bytes: outcome.bytes, zero_dates: read.zero_dates };
+        Ok(outcome.bytes)
+    }
+
+    async fn finish(&mut self, read: &ReadStats) -> Result<LoadStats, SinkError> {
+        let stream = self.stream.take().expect("commit once");
         // A look-back re-reads before the stored watermark; if the rows that made it are gone
         // (deleted, or their cursor lowered) the window's largest can be smaller. The stored
         // watermark never moves back.
@@ -219,9 +224,16 @@ impl BigQueryLoad {
         // Nothing new for an incremental table: no transaction needed.
         if self.table.mode != LoadMode::FullRefresh && !self.reload && self.rows_sent == 0 && watermark == self.previous
         {
-            return Ok(stats);
+            let bytes = self.commit_staging(stream).await?;
+            return Ok(LoadStats { rows: 0, bytes, zero_dates: read.zero_dates });
         }
-        let ensured = target::ensure(&self.sink, &self.table, &self.target_fields()).await?;
+        // Each is a round trip to BigQuery; neither needs the other.
+        let (committed, existing) = tokio::join!(
+            self.commit_staging(stream),
+            self.sink.rest.get_table(&self.sink.dest.dataset, &self.table.target)
+        );
+        let stats = LoadStats { rows: self.rows_sent, bytes: committed?, zero_dates: read.zero_dates };
+        let ensured = target::ensure(&self.sink, &self.table, &self.target_fields(), existing?).await?;
         let state = self.sink.state();
         let record = Record {
             target: &self.table.target,
@@ -290,7 +302,9 @@ impl TableLoad for BigQueryLoad {
 
     async fn commit(mut self: Box<Self>, read: &ReadStats) -> Result<LoadStats, SinkError> {
         let result = self.finish(read).await;
-        drop_staging(&self.sink, &self.staging).await;
+        // The table's outcome does not wait for the drop: the run does, at its end.
+        let (sink, staging) = (self.sink.clone(), self.staging.clone());
+        self.sink.cleanup.spawn(async move { drop_staging(&sink, &staging).await });
         result
     }
 

@@ -5,6 +5,7 @@
 //! rows with the staging table's, and the staging table is dropped (it also expires on its
 //! own in case a run dies first).
 
+mod cleanup;
 pub mod encode;
 pub mod error;
 mod load;
@@ -38,6 +39,9 @@ pub struct BigQuerySink {
     pub(crate) write: WriteClient,
     pub(crate) dest: Destination,
     pub(crate) run_id: String,
+    pub(crate) cleanup: cleanup::Cleanup,
+    /// The history table is known to exist (`prepare` made sure).
+    runs_ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl BigQuerySink {
@@ -62,14 +66,27 @@ impl BigQuerySink {
         let write = WriteClient::new(&google.storage_write_url, tokens)?
             .with_retry(google.retry)
             .with_call_timeout(google.request_timeout);
-        Ok(Self { rest, write, dest: dest.clone(), run_id })
+        Ok(Self {
+            rest,
+            write,
+            dest: dest.clone(),
+            run_id,
+            cleanup: cleanup::Cleanup::default(),
+            runs_ready: Arc::default(),
+        })
     }
 
-    /// Checks the dataset is there and readable, and that the state table exists, before
-    /// any table starts.
+    /// Checks the dataset is there and readable, and that the state and history tables
+    /// exist, before any table starts: three round trips at once, the dataset's error first.
     pub async fn prepare(&self) -> Result<(), SinkError> {
-        self.rest.get_dataset(&self.dest.dataset).await?;
-        self.state().ensure().await
+        let (state, runs) = (self.state(), self.runs());
+        let (dataset, state, runs) =
+            tokio::join!(self.rest.get_dataset(&self.dest.dataset), state.ensure(), runs.ensure());
+        dataset?;
+        state?;
+        runs?;
+        self.runs_ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     pub(crate) fn runs(&self) -> runs::RunsTable<'_> {
@@ -132,11 +149,20 @@ impl Sink for BigQuerySink {
         self.state().prior(&table.target).await
     }
 
+    async fn priors(&self, targets: &[&str]) -> Result<std::collections::HashMap<String, Prior>, SinkError> {
+        self.state().priors(targets).await
+    }
+
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError> {
         Ok(Box::new(BigQueryLoad::begin(self.clone(), plan).await?))
     }
 
     async fn record_run(&self, records: &[RunRecord]) -> Result<(), SinkError> {
-        self.runs().append(records).await
+        let ready = self.runs_ready.load(std::sync::atomic::Ordering::Relaxed);
+        self.runs().append(records, ready).await
+    }
+
+    async fn settle(&self) {
+        self.cleanup.settle().await
     }
 }

@@ -51,7 +51,7 @@ impl RunsTable<'_> {
         quote(&[self.project, self.dataset, RUNS_TABLE])
     }
 
-    async fn ensure(&self) -> Result<(), SinkError> {
+    pub(super) async fn ensure(&self) -> Result<(), SinkError> {
         let resource = schema::table_resource(
             self.project,
             self.dataset,
@@ -63,12 +63,14 @@ impl RunsTable<'_> {
         self.rest.ensure_table(self.dataset, &resource).await
     }
 
-    /// Appends the run's rows in one statement.
-    pub async fn append(&self, records: &[RunRecord]) -> Result<(), SinkError> {
+    /// Appends the run's rows in one statement; creates the table first unless `exists`.
+    pub async fn append(&self, records: &[RunRecord], exists: bool) -> Result<(), SinkError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.ensure().await?;
+        if !exists {
+            self.ensure().await?;
+        }
         let lit = |s: &str| string_literal(s);
         let rows: Vec<String> = records
             .iter()

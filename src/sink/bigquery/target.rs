@@ -132,9 +132,17 @@ pub async fn plan(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]) 
     }
 }
 
-pub async fn ensure(sink: &BigQuerySink, table: &TableConfig, fields: &[BqField]) -> Result<Ensured, SinkError> {
+/// Creates the target, or adds and widens its columns, given its resource as the load read
+/// it (`None`: no such table). The load reads it while its rows are being committed, so the
+/// read costs no time of its own.
+pub async fn ensure(
+    sink: &BigQuerySink,
+    table: &TableConfig,
+    fields: &[BqField],
+    existing: Option<Value>,
+) -> Result<Ensured, SinkError> {
     let (project, dataset, target) = (&sink.dest.project, &sink.dest.dataset, &table.target);
-    let Some(existing) = sink.rest.get_table(dataset, target).await? else {
+    let Some(existing) = existing else {
         let desc = table.target_options.description.as_deref();
         let mut resource = schema::table_resource(project, dataset, target, fields, None, desc);
         options(&mut resource, table);
