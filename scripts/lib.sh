@@ -148,6 +148,7 @@ start_pushgateway() {
 # analytics/aurora2bq may impersonate. Starts the emulator with authenticating gates in
 # front of bqemulator, writes the pod token ($WORK/token) and the credential config
 # ($WORK/credential-config.json). Needs start_bqemulator and cargo_build first.
+# EMULATOR_ARGS (an array) adds arguments, e.g. the benchmark's latency BigQuery.
 start_google_emulator() {
     local sa=aurora2bq@test-project.iam.gserviceaccount.com bin=$CARGO_TARGET_DIR/${PROFILE:-debug}
     local emu_port; emu_port=$(free_port); REST_GATE=$(free_port); GRPC_GATE=$(free_port); NULL_WRITE=$(free_port)
@@ -181,7 +182,7 @@ JSON
         --token-file "$WORK/token" --namespace analytics --service-account aurora2bq \
         --gate-rest "$REST_GATE=$BQ_REST" --gate-grpc "$GRPC_GATE=$BQ_GRPC" --null-storage-write "$NULL_WRITE" \
         --rds-front "$WORK/rds-front.json" --rds-port "$RDS_PORT" --rds-ca "$WORK/rds-ca.pem" \
-        >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
+        ${EMULATOR_ARGS[@]+"${EMULATOR_ARGS[@]}"} >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
     STARTED_PIDS+=($!)
     wait_for "the Google emulator" 30 grep -q '"ready":true' "$WORK/emulator.out"
     log "writing the credential config (as gcloud iam workload-identity-pools create-cred-config would)"
