@@ -34,5 +34,6 @@ mod run_control;
 mod schema_evolution;
 mod setup;
 mod shards;
+mod staging_check;
 mod storage_write_faults;
 mod trust;

@@ -247,13 +247,13 @@ impl BigQueryLoad {
         // transaction fails and nothing changes (defence in depth: a storage fault, or an
         // emulator under concurrent load, must never turn into a partial load).
         let check = format!(
-            "SELECT IF((SELECT COUNT(*) FROM {s}) = {n}, 0, ERROR('the staging table does not hold the {n} rows sent; nothing was changed'))",
+            "IF((SELECT COUNT(*) FROM {s}) = {n}, 0, ERROR('the staging table does not hold the {n} rows sent; nothing was changed'))",
             s = self.q(&self.staging),
             n = self.rows_sent
         );
-        let fence = state.fence_sql(&self.table.target, &self.fence, &self.sink.run_id);
+        let guard = state.fence_sql(&self.table.target, &self.fence, &self.sink.run_id, &check);
         let sql = format!(
-            "BEGIN TRANSACTION;\n{fence};\n{check};\n{};\n{};\nCOMMIT TRANSACTION;",
+            "BEGIN TRANSACTION;\n{guard};\n{};\n{};\nCOMMIT TRANSACTION;",
             self.statement().await?,
             state.upsert_sql(&record)
         );

@@ -171,14 +171,16 @@ impl StateStore<'_> {
     }
 
     /// A statement for the data's transaction that fails unless `fence` still names the run
-    /// that last committed `target`. Two runs of one config (a manual Job beside the
-    /// CronJob, a retried pod not yet dead) both read the same state; only the first to
-    /// commit may, or the second would apply its window on top of the first's and double
-    /// rows, move the watermark back or bring deleted rows back.
-    pub fn fence_sql(&self, target: &str, fence: &Fence, run_id: &str) -> String {
+    /// that last committed `target`, and otherwise gives `then` (an expression that may
+    /// raise its own ERROR): one statement for both checks, since every statement of a
+    /// transaction is a job of its own in BigQuery. Two runs of one config (a manual Job
+    /// beside the CronJob, a retried pod not yet dead) both read the same state; only the
+    /// first to commit may, or the second would apply its window on top of the first's and
+    /// double rows, move the watermark back or bring deleted rows back.
+    pub fn fence_sql(&self, target: &str, fence: &Fence, run_id: &str, then: &str) -> String {
         let expected = string_literal(fence.0.as_deref().unwrap_or(""));
         format!(
-            "SELECT IF(IFNULL((SELECT MAX(run_id) FROM {t} WHERE table_name = {tn}), '') = {expected}, 0, \
+            "SELECT IF(IFNULL((SELECT MAX(run_id) FROM {t} WHERE table_name = {tn}), '') = {expected}, {then}, \
              ERROR('another aurora2bq run committed {target} while this run ({run}) was loading it; nothing of \
              this run was committed and the next run continues from the watermark the other run stored. Two \
              runs of one config overlapped: keep the CronJob at concurrencyPolicy Forbid and start no manual \
