@@ -51,7 +51,8 @@ async fn plan_inner(args: &Args, run_id: &str) -> anyhow::Result<u8> {
     let limits = BatchLimits { rows: 1, bytes: 1024 };
     let source = source::connect(&config.source, limits).await?;
     let shard = args.shard.resolve(&config)?;
-    config.tables = super::tables::choose(&*source, &config, &selection, shard).await?.tables;
+    config.tables =
+        super::tables::choose(&*source, &config, &selection, shard, args.shard.shard_group.as_deref()).await?.tables;
     // Before the first run there is no state table (a run creates it; a plan writes nothing).
     let has_state = sink.rest().get_table(&config.destination.dataset, STATE_TABLE).await?.is_some();
     let mut plans = Vec::new();

@@ -140,7 +140,8 @@ async fn run_inner(args: &Args, run_id: &str, stop: CancellationToken) -> anyhow
     sink.prepare().await.context("checking the destination dataset")?;
     let limits = BatchLimits { rows: config.run.batch_rows, bytes: config.run.batch_bytes };
     let source = source::connect(&config.source, limits).await.context("connecting to the source")?;
-    let selected = super::tables::choose(&*source, &config, &selection, shard).await?;
+    let selected =
+        super::tables::choose(&*source, &config, &selection, shard, args.shard.shard_group.as_deref()).await?;
     config.tables = selected.tables;
     tracing::info!(tables = config.tables.len(), version = crate::VERSION, "run started");
     let summary =

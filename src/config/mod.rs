@@ -14,7 +14,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use table::{Cast, LoadMode, Partition, SchemaChanges, TableConfig, TableSource, TargetOptions};
+pub use table::{
+    Cast, LoadMode, Partition, SchemaChanges, ShardPart, SplitPlan, TableConfig, TableSource, TargetOptions,
+};
 pub use validate::validate;
 
 /// Where a configuration problem is: the file, the 1-based line, the dotted key.

@@ -108,6 +108,7 @@ pub struct RawTable {
     #[serde(default)]
     pub cast: BTreeMap<String, Spanned<String>>,
     pub parallel_chunks: Option<Spanned<u64>>,
+    pub split_across_shards: Option<Spanned<bool>>,
     pub partition: Option<Spanned<RawPartition>>,
     pub cluster_by: Option<Vec<String>>,
     pub description: Option<String>,

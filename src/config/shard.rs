@@ -61,6 +61,14 @@ impl Shard {
         }
     }
 
+    /// The chunks of a table split across the shards that this shard reads: chunk `i` goes
+    /// to shard `(shard_of(target) + i) % count`, so the chunks of many split tables spread
+    /// over all shards instead of each table's first chunk landing on shard 0.
+    pub fn chunks_of(&self, target: &str, chunks: usize) -> Vec<usize> {
+        let first = shard_of(target, self.count) as usize;
+        (0..chunks).filter(|i| (first + i) % self.count as usize == self.index as usize).collect()
+    }
+
     /// Whether the table with this target belongs to this shard.
     pub fn owns(&self, target: &str) -> bool {
         shard_of(target, self.count) == self.index

@@ -112,6 +112,12 @@ pub struct TableConfig {
     pub casts: BTreeMap<String, Cast>,
     /// Key-range chunks read over this many connections, sharing one snapshot.
     pub parallel_chunks: usize,
+    /// In a sharded run, spread the `parallel_chunks` chunks over the shards, the table
+    /// committed once by whichever shard finishes its chunks last (`sink::bigquery::parts`).
+    pub split_across_shards: bool,
+    /// Set when a sharded run chooses its tables: the chunks of a split table this shard
+    /// reads. `None`: the whole table.
+    pub part: Option<ShardPart>,
     pub target_options: TargetOptions,
     pub schema_changes: SchemaChanges,
 }
@@ -150,8 +156,46 @@ impl TableConfig {
             exclude_columns: Vec::new(),
             casts: BTreeMap::new(),
             parallel_chunks: 1,
+            split_across_shards: false,
+            part: None,
             target_options: TargetOptions::default(),
             schema_changes: SchemaChanges::Evolve,
         }
     }
+}
+
+/// One shard's share of a table split across the shards of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPart {
+    /// The run all shards belong to (the Indexed Job's name): where they meet in BigQuery.
+    pub group: String,
+    /// This shard's index, which names its part.
+    pub shard: u32,
+    /// The table's chunks in all (`parallel_chunks`), and this shard's among them.
+    pub chunks: usize,
+    pub mine: Vec<usize>,
+    /// What every shard reads by, agreed through BigQuery before any reads; set by the
+    /// pipeline before the table is opened.
+    pub plan: Option<SplitPlan>,
+}
+
+/// The bounds all shards of a split table read by, fixed once by the first shard to plan
+/// it. Numbers only: what comes back from BigQuery never becomes SQL text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitPlan {
+    /// The integer key's range when planned: the chunks' boundaries (the first and last
+    /// chunks are open-ended, so keys outside it are read too).
+    pub lo: i64,
+    pub hi: i64,
+    /// The window's upper bound for every shard (the cursor's value as an integer: µs,
+    /// days or the integer itself): the database clock when planned, or the largest integer
+    /// cursor then. `None` for full refresh.
+    pub until: Option<i64>,
+    /// The watermark (as the state table stores it, JSON) and fence the table's state held
+    /// when planned: every shard's window starts there, and the commit is fenced by it.
+    pub after: Option<String>,
+    pub fence: Option<String>,
+    /// The run id the table's state records when the split commits: a shard that finds it
+    /// there knows another shard of this run committed the table.
+    pub commit_id: String,
 }

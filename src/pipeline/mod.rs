@@ -101,6 +101,44 @@ pub fn window_for(
     })
 }
 
+/// A table split across shards: its bounds now, proposed as the plan every shard reads by,
+/// and the plan agreed in BigQuery (another shard's if it planned first). The table comes
+/// back carrying the plan, with the state the plan was made from; `None` if another shard of
+/// this run has committed the table already.
+async fn agree_split(
+    table: &TableConfig,
+    prior: Prior,
+    reload: bool,
+    source: &dyn Source,
+    sink: &dyn Sink,
+) -> anyhow::Result<Option<(TableConfig, Prior)>> {
+    let part = table.part.as_ref().expect("a split table");
+    let window = window_for(table, prior.watermark.clone(), reload);
+    let (lo, hi, until) = source.split_bounds(table, window.as_ref()).await?;
+    let proposal = crate::config::SplitPlan {
+        lo,
+        hi,
+        until,
+        after: prior.watermark.as_ref().map(|w| w.to_json()),
+        fence: prior.fence.0.clone(),
+        commit_id: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let plan = sink.agree_split(&table.target, &part.group, proposal).await?;
+    if prior.fence.0.as_deref() == Some(plan.commit_id.as_str()) {
+        tracing::info!(table = %table.target, "another shard of this run has committed the table");
+        return Ok(None);
+    }
+    tracing::info!(table = %table.target, chunks = ?part.mine, of = part.chunks, "reading this shard's chunks of a split table");
+    let after = plan.after.as_deref().map(crate::source::window::Watermark::from_json).transpose();
+    let after = after.map_err(|e| anyhow::anyhow!("{}: the split plan's watermark: {e}", table.target))?;
+    let prior = Prior { watermark: after, fence: crate::sink::Fence(plan.fence.clone()) };
+    let mut table = table.clone();
+    if let Some(p) = table.part.as_mut() {
+        p.plan = Some(plan);
+    }
+    Ok(Some((table, prior)))
+}
+
 /// Why a table stopped before finishing.
 async fn stop_reason(stop: &CancellationToken, deadline: Instant) -> anyhow::Error {
     tokio::select! {
@@ -136,6 +174,23 @@ async fn copy_table(
             r = sink.prior(table) => r?,
             e = stop_reason(&stop, deadline) => return Err(e),
         },
+    };
+    let planned;
+    let (table, prior) = match &table.part {
+        None => (table, prior),
+        Some(_) => {
+            let agreed = tokio::select! {
+                r = agree_split(table, prior, reload, source.as_ref(), sink.as_ref()) => r?,
+                e = stop_reason(&stop, deadline) => return Err(e),
+            };
+            match agreed {
+                Some((t, p)) => {
+                    planned = t;
+                    (&planned, p)
+                }
+                None => return Ok(LoadStats::default()),
+            }
+        }
     };
     let window = window_for(table, prior.watermark.clone(), reload);
     if let Some(w) = &window {

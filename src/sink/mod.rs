@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 pub use bigquery::error::SinkError;
 
-use crate::config::TableConfig;
+use crate::config::{SplitPlan, TableConfig};
 use crate::source::window::Watermark;
 use crate::source::{ReadStats, TableSchema};
 
@@ -78,6 +78,10 @@ pub trait Sink: Send + Sync {
     /// The stored state of many tables at once, by target, every one of `targets` included
     /// (never loaded: the default), in as few round trips as the sink can.
     async fn priors(&self, targets: &[&str]) -> Result<HashMap<String, Prior>, SinkError>;
+
+    /// The plan every shard of `group` reads a split table by: `proposal` if this shard is
+    /// the first to plan it, else the one another shard stored.
+    async fn agree_split(&self, target: &str, group: &str, proposal: SplitPlan) -> Result<SplitPlan, SinkError>;
 
     /// Prepares to receive one table's rows (e.g. a staging table and a write stream).
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError>;

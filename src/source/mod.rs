@@ -298,6 +298,14 @@ pub trait Source: Send + Sync {
     /// The tables and views of `schema` (MySQL: database; `None`: the connection's default),
     /// by name, for pattern entries.
     async fn list_tables(&self, schema: Option<&str>) -> Result<Vec<String>, SourceError>;
+
+    /// The bounds a table split across shards would be read by, now: its integer key's range
+    /// and the window's upper bound ([`crate::config::SplitPlan`] without the state).
+    async fn split_bounds(
+        &self,
+        table: &TableConfig,
+        window: Option<&window::Window>,
+    ) -> Result<(i64, i64, Option<i64>), SourceError>;
 }
 
 /// One table inside its snapshot: its schema, then its rows.

@@ -61,6 +61,25 @@ fn table(cx: &Ctx, engine: Engine, i: usize, span: Span, t: RawTable) -> Result<
     let (mode, cursor, lookback) = mode_and_window(cx, &key, span.clone(), &t)?;
     let (rename, casts) = column_options(cx, &key, &t)?;
     let parallel_chunks = parallel_chunks(cx, &key, &t)?;
+    let split_across_shards = match &t.split_across_shards {
+        Some(s) if *s.get_ref() && parallel_chunks < 2 => {
+            return Err(cx.err(
+                s.span(),
+                &key("split_across_shards"),
+                "a split table is read in its parallel_chunks chunks: set parallel_chunks = 2 or more (e.g. the shard count)",
+            ));
+        }
+        Some(s) if *s.get_ref() && engine != Engine::Postgres => {
+            return Err(cx.err(
+                s.span(),
+                &key("split_across_shards"),
+                "splitting a table across shards is PostgreSQL-only for now; on MySQL, read it in one pod with \
+                 parallel_chunks",
+            ));
+        }
+        Some(s) => *s.get_ref(),
+        None => false,
+    };
     let soft_delete_column = t.soft_delete_column.clone().map(|s| s.into_inner());
     let keys_as_bytes = t.keys_as_bytes.as_ref().is_some_and(|b| *b.get_ref());
     let (key_columns, columns, exclude_columns) = (t.key.clone(), t.columns.clone(), t.exclude_columns.clone());
@@ -79,6 +98,8 @@ fn table(cx: &Ctx, engine: Engine, i: usize, span: Span, t: RawTable) -> Result<
         exclude_columns,
         casts,
         parallel_chunks,
+        split_across_shards,
+        part: None,
         target_options,
         schema_changes,
     };

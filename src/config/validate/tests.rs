@@ -148,6 +148,7 @@ fn incremental_tables_and_queries_are_validated() {
         ("source = \"orders\"\ncast = { a = \"float\" }", "tables[0].cast.a", "float"),
         ("source = \"orders\"\ncursor = \"u\"", "tables[0].cursor", "only applies"),
         ("source = \"orders\"\nparallel_chunks = 99", "tables[0].parallel_chunks", "1 to 32"),
+        ("source = \"orders\"\nsplit_across_shards = true", "tables[0].split_across_shards", "parallel_chunks = 2"),
         ("source = \"public.*\"\ntarget = \"x\"", "tables[0].target", "keep their own names"),
         ("source = \"orders\"\nexclude = [\"a\"]", "tables[0].exclude", "pattern source"),
     ];
@@ -156,6 +157,11 @@ fn incremental_tables_and_queries_are_validated() {
         assert_eq!(k, key, "{table}: {m}");
         assert!(m.contains(needle), "{table}: {m}");
     }
+    let mysql = base.replace("engine = \"postgres\"", "engine = \"mysql\"");
+    let (_, k, m) =
+        err(&format!("{mysql}[[tables]]\nsource = \"orders\"\nparallel_chunks = 4\nsplit_across_shards = true\n"));
+    assert_eq!(k, "tables[0].split_across_shards", "{m}");
+    assert!(m.contains("PostgreSQL-only"), "{m}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use super::schema::{self, quote};
 use super::sql::{self, Load, Merge};
 use super::state::Record;
 use super::write::AppendStream;
-use super::{BigQuerySink, target};
+use super::{BigQuerySink, parts, target};
 use crate::bq_model::{BqField, BqType, arrow_schema};
 use crate::config::{LoadMode, TableConfig};
 use crate::failpoint;
@@ -45,6 +45,14 @@ pub struct BigQueryLoad {
     stream: Option<AppendStream>,
     rows_sent: i64,
     started: SystemTime,
+    /// Committing a table split across shards: where its rows are (every shard's part), how
+    /// many, and the run id its state records. `None`: this load's staging table.
+    split: Option<SplitCommit>,
+}
+
+struct SplitCommit {
+    rows_from: String,
+    commit_id: String,
 }
 
 impl BigQueryLoad {
@@ -73,7 +81,10 @@ impl BigQueryLoad {
         }
         let short_run: String = sink.run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
         let base: String = table.target.chars().take(900).collect();
-        let staging = format!("{base}__aurora2bq_staging_{short_run}");
+        let staging = match &table.part {
+            Some(p) => parts::part_table(&table.target, &p.group, p.shard, &sink.run_id),
+            None => format!("{base}__aurora2bq_staging_{short_run}"),
+        };
         let expires = SystemTime::now() + sink.dest.staging_expiration;
         let expires_ms = expires.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let description = format!(
@@ -118,11 +129,22 @@ impl BigQueryLoad {
             stream: Some(stream),
             rows_sent: 0,
             started: SystemTime::now(),
+            split: None,
         })
     }
 
     fn q(&self, table: &str) -> String {
         quote(&[&self.sink.dest.project, &self.sink.dest.dataset, table])
+    }
+
+    /// Where the rows to apply are: the staging table, or a split table's parts.
+    fn rows_from(&self) -> String {
+        self.split.as_ref().map_or_else(|| self.q(&self.staging), |s| s.rows_from.clone())
+    }
+
+    /// The run id the table's state records.
+    fn commit_id(&self) -> &str {
+        self.split.as_ref().map_or(self.sink.run_id.as_str(), |s| s.commit_id.as_str())
     }
 
     /// The target's columns: the source's, plus the metadata columns when asked for.
@@ -147,7 +169,7 @@ impl BigQueryLoad {
             "SELECT {}, {} FROM {}",
             as_text(format!("MIN({c})")),
             as_text(format!("MAX({c})")),
-            self.q(&self.staging)
+            self.rows_from()
         );
         let r = self.sink.rest.query("finding the staging rows' partitions", &sql, TRANSACTION_DEADLINE).await?;
         let row = r.rows.first();
@@ -164,7 +186,7 @@ impl BigQueryLoad {
         let at = self.started.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
         let load = Load {
             target: self.q(&self.table.target),
-            staging: self.q(&self.staging),
+            staging: self.rows_from(),
             columns: &columns,
             metadata: self.table.target_options.metadata_columns.then_some((at, self.sink.run_id.as_str())),
         };
@@ -214,13 +236,13 @@ impl BigQueryLoad {
 
     async fn finish(&mut self, read: &ReadStats) -> Result<LoadStats, SinkError> {
         let stream = self.stream.take().expect("commit once");
+        if self.table.part.is_some() {
+            return self.finish_part(stream, read).await;
+        }
         // A look-back re-reads before the stored watermark; if the rows that made it are gone
         // (deleted, or their cursor lowered) the window's largest can be smaller. The stored
         // watermark never moves back.
-        let watermark = match (read.watermark.clone(), self.previous.clone()) {
-            (Some(r), Some(p)) if r.cursor < p.cursor => Some(p),
-            (r, p) => r.or(p),
-        };
+        let watermark = not_back(read.watermark.clone(), self.previous.clone());
         // Nothing new for an incremental table: no transaction needed.
         if self.table.mode != LoadMode::FullRefresh && !self.reload && self.rows_sent == 0 && watermark == self.previous
         {
@@ -233,25 +255,85 @@ impl BigQueryLoad {
             self.sink.rest.get_table(&self.sink.dest.dataset, &self.table.target)
         );
         let stats = LoadStats { rows: self.rows_sent, bytes: committed?, zero_dates: read.zero_dates };
-        let ensured = target::ensure(&self.sink, &self.table, &self.target_fields(), existing?).await?;
+        self.transact(watermark.as_ref(), self.rows_sent, existing?).await?;
+        Ok(stats)
+    }
+
+    /// A shard's part of a split table: staged and marked done; then, if every chunk is
+    /// done, the whole table committed from all the parts.
+    async fn finish_part(&mut self, stream: AppendStream, read: &ReadStats) -> Result<LoadStats, SinkError> {
+        let part = self.table.part.clone().expect("a part");
+        let plan = part.plan.clone().ok_or_else(|| SinkError::State {
+            table: self.table.target.clone(),
+            detail: "a split table was loaded without its plan".into(),
+        })?;
+        let bytes = self.commit_staging(stream).await?;
+        let stats = LoadStats { rows: self.rows_sent, bytes, zero_dates: read.zero_dates };
+        let done = parts::PartDone {
+            shard: part.shard,
+            chunks: part.mine.clone(),
+            rows: self.rows_sent,
+            watermark: read.watermark.clone(),
+            table: self.staging.clone(),
+        };
+        parts::mark_done(&self.sink, &done).await?;
+        failpoint::hit("after-part-done");
+        let Some(all) = parts::complete(&self.sink, &self.table.target, &part.group, part.chunks).await? else {
+            tracing::info!(table = %self.table.target, chunks = ?part.mine, "this shard's chunks are staged; the shard that finishes last commits the table");
+            return Ok(stats);
+        };
+        let columns: Vec<String> = self.fields.iter().map(|f| quote(&[&f.name])).collect();
+        let selects: Vec<String> =
+            all.iter().map(|p| format!("SELECT {} FROM {}", columns.join(", "), self.q(&p.table))).collect();
+        let rows: i64 = all.iter().map(|p| p.rows).sum();
+        let largest = all.iter().filter_map(|p| p.watermark.clone()).max_by(watermark_order);
+        let watermark = not_back(largest, self.previous.clone());
+        self.split = Some(SplitCommit {
+            rows_from: format!("({})", selects.join(" UNION ALL ")),
+            commit_id: plan.commit_id.clone(),
+        });
+        let existing = self.sink.rest.get_table(&self.sink.dest.dataset, &self.table.target).await?;
+        let committed = self.transact(watermark.as_ref(), rows, existing).await;
+        if let Err(e) = committed {
+            // Another shard that finished at the same time may have committed it first.
+            let now = self.sink.state().prior(&self.table.target).await?;
+            if now.fence.0.as_deref() != Some(plan.commit_id.as_str()) {
+                return Err(e);
+            }
+            tracing::info!(table = %self.table.target, "another shard of this run committed the table");
+        } else {
+            tracing::info!(table = %self.table.target, rows, parts = all.len(), "committed the table from every shard's part");
+        }
+        parts::drop_all(&self.sink, &self.table.target, &part.group);
+        Ok(stats)
+    }
+
+    /// The transaction: the fence and row-count check, the mode's statement from the rows,
+    /// and the state, together.
+    async fn transact(
+        &self,
+        watermark: Option<&Watermark>,
+        rows: i64,
+        existing: Option<serde_json::Value>,
+    ) -> Result<(), SinkError> {
+        let ensured = target::ensure(&self.sink, &self.table, &self.target_fields(), existing).await?;
         let state = self.sink.state();
         let record = Record {
             target: &self.table.target,
             source: &self.source_name,
             mode: &self.table.mode.name(),
-            watermark: watermark.as_ref(),
-            run_id: &self.sink.run_id,
-            rows: self.rows_sent,
+            watermark,
+            run_id: self.commit_id(),
+            rows,
         };
         // The committed staging table must hold exactly the rows sent; if it does not, the
         // transaction fails and nothing changes (defence in depth: a storage fault, or an
         // emulator under concurrent load, must never turn into a partial load).
         let check = format!(
-            "IF((SELECT COUNT(*) FROM {s}) = {n}, 0, ERROR('the staging table does not hold the {n} rows sent; nothing was changed'))",
-            s = self.q(&self.staging),
-            n = self.rows_sent
+            "IF((SELECT COUNT(*) FROM {s}) = {rows}, 0, ERROR('the staging table does not hold the {rows} rows sent; nothing was changed'))",
+            s = self.rows_from(),
         );
-        let guard = state.fence_sql(&self.table.target, &self.fence, &self.sink.run_id, &check);
+        let guard = state.fence_sql(&self.table.target, &self.fence, self.commit_id(), &check);
         let sql = format!(
             "BEGIN TRANSACTION;\n{guard};\n{};\n{};\nCOMMIT TRANSACTION;",
             self.statement().await?,
@@ -284,8 +366,25 @@ impl BigQueryLoad {
             return Err(e);
         }
         failpoint::hit("after-transaction");
-        Ok(stats)
+        Ok(())
     }
+}
+
+/// The watermark to store: the read's, unless that is below the stored one.
+fn not_back(read: Option<Watermark>, previous: Option<Watermark>) -> Option<Watermark> {
+    match (read, previous) {
+        (Some(r), Some(p)) if r.cursor < p.cursor => Some(p),
+        (r, p) => r.or(p),
+    }
+}
+
+/// (cursor, key) order across parts: the cursor, then the key, integers by value (a split
+/// table's key is its integer primary key unless the config names another).
+fn watermark_order(a: &Watermark, b: &Watermark) -> std::cmp::Ordering {
+    let key = |w: &Watermark| -> Vec<(Option<i128>, String)> {
+        w.key.iter().map(|k| (k.text.parse::<i128>().ok(), k.text.clone())).collect()
+    };
+    a.cursor.cmp(&b.cursor).then_with(|| key(a).cmp(&key(b)))
 }
 
 #[async_trait]
@@ -302,6 +401,10 @@ impl TableLoad for BigQueryLoad {
 
     async fn commit(mut self: Box<Self>, read: &ReadStats) -> Result<LoadStats, SinkError> {
         let result = self.finish(read).await;
+        // A split table's part waits for the shard that commits the table, which drops it.
+        if self.table.part.is_some() && result.is_ok() {
+            return result;
+        }
         // The table's outcome does not wait for the drop: the run does, at its end.
         let (sink, staging) = (self.sink.clone(), self.staging.clone());
         self.sink.cleanup.spawn(async move { drop_staging(&sink, &staging).await });

@@ -9,6 +9,7 @@ mod cleanup;
 pub mod encode;
 pub mod error;
 mod load;
+pub mod parts;
 pub mod rest;
 pub mod runs;
 pub mod schema;
@@ -151,6 +152,15 @@ impl Sink for BigQuerySink {
 
     async fn priors(&self, targets: &[&str]) -> Result<std::collections::HashMap<String, Prior>, SinkError> {
         self.state().priors(targets).await
+    }
+
+    async fn agree_split(
+        &self,
+        target: &str,
+        group: &str,
+        proposal: crate::config::SplitPlan,
+    ) -> Result<crate::config::SplitPlan, SinkError> {
+        parts::agree(self, target, group, proposal).await
     }
 
     async fn begin(&self, plan: LoadPlan<'_>) -> Result<Box<dyn TableLoad>, SinkError> {

@@ -180,13 +180,27 @@ impl RestClient {
 
     /// Creates a table; an existing one (e.g. from a retried create) is not an error.
     pub async fn create_table(&self, dataset: &str, resource: &Value) -> Result<(), SinkError> {
+        self.create_table_once(dataset, resource).await.map(|_| ())
+    }
+
+    /// Creates a table unless one of that name exists; `false` if it did. The one atomic
+    /// step BigQuery offers between processes: split tables' plans rely on it.
+    pub async fn create_table_once(&self, dataset: &str, resource: &Value) -> Result<bool, SinkError> {
         let table = resource["tableReference"]["tableId"].as_str().unwrap_or("?");
         let what = format!("creating table {dataset}.{table}");
         let (status, v) =
             self.call(&what, Method::POST, &format!("/datasets/{dataset}/tables"), &[], Some(resource)).await?;
         if status == StatusCode::CONFLICT {
-            return Ok(());
+            return Ok(false);
         }
+        ok_or(status, v, &what, self).map(|_| true)
+    }
+
+    /// Changes a table's properties given in `body` (tables.patch).
+    pub async fn patch_table(&self, dataset: &str, table: &str, body: &Value) -> Result<(), SinkError> {
+        let what = format!("updating table {dataset}.{table}");
+        let (status, v) =
+            self.call(&what, Method::PATCH, &format!("/datasets/{dataset}/tables/{table}"), &[], Some(body)).await?;
         ok_or(status, v, &what, self).map(|_| ())
     }
 

@@ -119,6 +119,18 @@ impl Source for MySqlSource {
         catalog::list_tables(&mut conn, schema).await
     }
 
+    async fn split_bounds(
+        &self,
+        table: &TableConfig,
+        _window: Option<&Window>,
+    ) -> Result<(i64, i64, Option<i64>), SourceError> {
+        // The config refuses split_across_shards on MySQL; this keeps the seam honest.
+        Err(SourceError::Config {
+            table: table.source_name(),
+            detail: "splitting a table across shards is PostgreSQL-only for now; read it with parallel_chunks".into(),
+        })
+    }
+
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;

@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{ConnectOptions, Executor, PgConnection, Row};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, Row};
 
 pub use catalog::quote_ident;
 pub use decode::PgKind;
 
 use self::catalog::Catalog;
 use self::mapping::ColumnPlan;
-use self::reader::PgTableRead;
+use self::reader::{Chunks, PgTableRead};
 use self::window_sql::{CursorKind, WindowSql};
 use super::names::check_merge_keys;
 use super::plan::{plan_columns, table_schema, window_columns};
@@ -115,6 +115,56 @@ impl Source for PgSource {
         catalog::list_tables(&mut conn, schema).await
     }
 
+    async fn split_bounds(
+        &self,
+        table: &TableConfig,
+        window: Option<&Window>,
+    ) -> Result<(i64, i64, Option<i64>), SourceError> {
+        let label = table.source_name();
+        let q = |what| {
+            let table = label.clone();
+            move |source| SourceError::Query { table, what, source }
+        };
+        let mut conn = self.inner.connection().await?;
+        (&mut conn)
+            .execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(q("starting a snapshot"))?;
+        let catalog = catalog::describe(&mut conn, table).await?;
+        let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
+        let k = reader::integer_key(&catalog, &plans).ok_or_else(|| SourceError::Config {
+            table: catalog.display_name.clone(),
+            detail: "a table split across shards is read in ranges of its primary key, which must be one integer \
+                     column; set split_across_shards = false"
+                .into(),
+        })?;
+        let sql = format!("SELECT coalesce(min({k}), 0)::int8, coalesce(max({k}), 0)::int8 FROM {}", catalog.from);
+        let row = sqlx::query(&sql).fetch_one(&mut conn).await.map_err(q("finding the key's range"))?;
+        let (lo, hi) = (row.get::<i64, _>(0), row.get::<i64, _>(1));
+        let until = match window {
+            None => None,
+            Some(w) => {
+                let w = window_sql(&mut conn, &catalog, &plans, w).await?;
+                match w.upper {
+                    Some(clock) => Some(clock),
+                    // An integer cursor has no clock: the largest value now bounds every
+                    // shard's window, so a row numbered after the plan waits for the next run.
+                    None => {
+                        let sql = format!("SELECT max({})::int8 FROM {}", w.cursor, catalog.from);
+                        let max: Option<i64> = sqlx::query_scalar(&sql)
+                            .fetch_one(&mut conn)
+                            .await
+                            .map_err(q("finding the cursor's end"))?;
+                        Some(max.unwrap_or(i64::MIN))
+                    }
+                }
+            }
+        };
+        (&mut conn).execute("COMMIT").await.map_err(q("ending the snapshot"))?;
+        conn.close().await.ok();
+        Ok((lo, hi, until))
+    }
+
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
         let label = table.source_name();
         let mut conn = self.inner.connection().await?;
@@ -123,10 +173,15 @@ impl Source for PgSource {
         })?;
         let catalog = catalog::describe(&mut conn, table).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
-        let window = match window {
+        let mut window = match window {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
         };
+        // A split table's shards all read up to the bound its plan fixed.
+        let plan = table.part.as_ref().and_then(|p| p.plan.as_ref());
+        if let (Some(w), Some(until)) = (window.as_mut(), plan.and_then(|p| p.until)) {
+            w.upper = Some(until);
+        }
         let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
         schema.estimate = catalog.estimate;
         crate::source::names::apply_target_names(table, &mut schema)?;
@@ -136,7 +191,19 @@ impl Source for PgSource {
                 column(k).and_then(|c| c.loose_equality.clone())
             })?;
         }
-        Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, table.parallel_chunks)))
+        let chunks = match &table.part {
+            Some(p) => match &p.plan {
+                Some(plan) => Chunks::Part { lo: plan.lo, hi: plan.hi, of: p.chunks, mine: p.mine.clone() },
+                None => {
+                    return Err(SourceError::Config {
+                        table: label,
+                        detail: "a split table opened without its plan".into(),
+                    });
+                }
+            },
+            None => Chunks::Whole(table.parallel_chunks),
+        };
+        Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, chunks)))
     }
 }
 

@@ -17,6 +17,14 @@ use super::window_sql::WindowSql;
 use crate::source::batch::BatchAssembler;
 use crate::source::{BatchLimits, ReadStats, SourceError, TableRead, TableSchema};
 
+/// Which rows of the table a read covers.
+pub enum Chunks {
+    /// All of them, in this many key-range chunks (1: one COPY).
+    Whole(usize),
+    /// A split table's chunks `mine` of `of`, over the key range its plan fixed.
+    Part { lo: i64, hi: i64, of: usize, mine: Vec<usize> },
+}
+
 pub struct PgTableRead {
     inner: Arc<PgInner>,
     conn: PgConnection,
@@ -24,7 +32,21 @@ pub struct PgTableRead {
     plans: Arc<Vec<ColumnPlan>>,
     catalog: Catalog,
     window: Option<WindowSql>,
-    chunks: usize,
+    chunks: Chunks,
+}
+
+/// The primary key, quoted, when it is one integer column: what key ranges split by.
+pub fn integer_key(catalog: &Catalog, plans: &[ColumnPlan]) -> Option<String> {
+    match catalog.primary_key.as_slice() {
+        [one]
+            if plans.iter().any(|p| {
+                &p.column.name == one && matches!(p.column.source_type.as_str(), "smallint" | "integer" | "bigint")
+            }) =>
+        {
+            Some(quote_ident(one))
+        }
+        _ => None,
+    }
 }
 
 impl PgTableRead {
@@ -35,7 +57,7 @@ impl PgTableRead {
         plans: Vec<ColumnPlan>,
         catalog: Catalog,
         window: Option<WindowSql>,
-        chunks: usize,
+        chunks: Chunks,
     ) -> Self {
         Self { inner, conn, schema, plans: Arc::new(plans), catalog, window, chunks }
     }
@@ -44,28 +66,34 @@ impl PgTableRead {
         move |source| SourceError::Query { table: self.schema.display_name.clone(), what, source }
     }
 
-    /// Key ranges for parallel chunks, when the primary key is one integer column.
+    /// Key ranges for parallel chunks, when the primary key is one integer column; a split
+    /// table's own chunks by its plan's range.
     async fn ranges(&mut self, condition: &str) -> Result<Vec<String>, SourceError> {
-        let pk = match self.catalog.primary_key.as_slice() {
-            [one]
-                if self.plans.iter().any(|p| {
-                    &p.column.name == one && matches!(p.column.source_type.as_str(), "smallint" | "integer" | "bigint")
-                }) =>
-            {
-                one.clone()
+        let key = integer_key(&self.catalog, &self.plans);
+        let (n, k) = match (&self.chunks, key) {
+            (Chunks::Whole(1), _) => return Ok(Vec::new()),
+            (Chunks::Part { lo, hi, of, mine }, Some(k)) => {
+                let all = crate::source::plan::key_ranges(&k, *lo, *hi, *of);
+                return Ok(mine.iter().filter_map(|i| all.get(*i).cloned()).collect());
             }
-            _ => {
+            (Chunks::Part { .. }, None) => {
+                return Err(SourceError::Config {
+                    table: self.schema.display_name.clone(),
+                    detail: "a table split across shards needs a single-column integer primary key".into(),
+                });
+            }
+            (Chunks::Whole(_), None) => {
                 tracing::warn!(table = %self.schema.display_name, "parallel_chunks needs a single-column integer primary key; reading in one chunk");
                 return Ok(Vec::new());
             }
+            (Chunks::Whole(n), Some(k)) => (*n, k),
         };
-        let k = quote_ident(&pk);
         let sql = format!("SELECT min({k})::int8, max({k})::int8 FROM {} WHERE {condition}", self.catalog.from);
         let row = sqlx::query(&sql).fetch_one(&mut self.conn).await.map_err(self.q("finding key ranges"))?;
         let (Some(lo), Some(hi)) = (row.get::<Option<i64>, _>(0), row.get::<Option<i64>, _>(1)) else {
             return Ok(Vec::new());
         };
-        Ok(crate::source::plan::key_ranges(&k, lo, hi, self.chunks))
+        Ok(crate::source::plan::key_ranges(&k, lo, hi, n))
     }
 }
 
@@ -95,10 +123,12 @@ impl TableRead for PgTableRead {
         let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
         let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
         let base = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.catalog.from);
-        let ranges = if self.chunks > 1 { self.ranges(&condition).await? } else { Vec::new() };
+        let ranges = self.ranges(&condition).await?;
         let limits = self.inner.limits;
         let mut stats = if ranges.len() <= 1 {
-            let sql = format!("COPY ({base}) TO STDOUT (FORMAT binary)");
+            // One range only for a split table's single chunk: the rest are other shards'.
+            let only = ranges.first().map(|r| format!(" AND {r}")).unwrap_or_default();
+            let sql = format!("COPY ({base}{only}) TO STDOUT (FORMAT binary)");
             copy(&mut self.conn, &sql, &self.schema, &self.plans, limits, &out).await?
         } else {
             let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
@@ -106,7 +136,7 @@ impl TableRead for PgTableRead {
                 .await
                 .map_err(self.q("exporting the snapshot"))?;
             let mut tasks = tokio::task::JoinSet::new();
-            for range in ranges {
+            for range in &ranges {
                 let (inner, plans, schema, out, snapshot) =
                     (self.inner.clone(), self.plans.clone(), self.schema.clone(), out.clone(), snapshot.clone());
                 let sql = format!("COPY ({base} AND {range}) TO STDOUT (FORMAT binary)");
@@ -124,7 +154,15 @@ impl TableRead for PgTableRead {
             total
         };
         if let Some(w) = &self.window {
-            let row = sqlx::query(&w.watermark_query(&self.catalog.from))
+            // A split table's part has the watermark of its own chunks.
+            let from = match &self.chunks {
+                Chunks::Part { .. } => {
+                    let any: Vec<String> = ranges.iter().map(|r| format!("({r})")).collect();
+                    format!("(SELECT * FROM {} WHERE {}) AS _a2b_part", self.catalog.from, any.join(" OR "))
+                }
+                Chunks::Whole(_) => self.catalog.from.clone(),
+            };
+            let row = sqlx::query(&w.watermark_query(&from))
                 .fetch_optional(&mut self.conn)
                 .await
                 .map_err(self.q("finding the new watermark"))?;
