@@ -34,6 +34,7 @@ mod run_control;
 mod schema_evolution;
 mod setup;
 mod shards;
+mod split_tables;
 mod staging_check;
 mod storage_write_faults;
 mod trust;

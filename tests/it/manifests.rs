@@ -484,6 +484,11 @@ fn the_indexed_job_component_splits_the_run_consistently() {
         Some(completions.to_string()),
         "AURORA2BQ_SHARDS = completions"
     );
+    let group = ops.iter().find(|o| o["value"]["name"] == "AURORA2BQ_SHARD_GROUP").expect("the shard group");
+    assert_eq!(
+        group["value"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.labels['batch.kubernetes.io/job-name']",
+        "the group is the Job's name: the same for every index, new for every run"
+    );
 
     // Render an overlay of a copy of k8s/ with the component (kustomize wants relative paths).
     let tmp = tempfile::tempdir().unwrap();
@@ -512,4 +517,8 @@ fn the_indexed_job_component_splits_the_run_consistently() {
     assert_eq!(job.backoff_limit_per_index, Some(2));
     let rules = job.pod_failure_policy.unwrap().rules;
     assert_eq!(rules[0].action, "FailIndex");
+    let env = job.template.spec.unwrap().containers[0].env.clone().unwrap_or_default();
+    let group = env.iter().find(|e| e.name == "AURORA2BQ_SHARD_GROUP").expect("the group in the rendered Job");
+    let field = group.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str());
+    assert_eq!(field, Some("metadata.labels['batch.kubernetes.io/job-name']"));
 }
