@@ -191,16 +191,9 @@ impl Source for PgSource {
                 column(k).and_then(|c| c.loose_equality.clone())
             })?;
         }
-        let chunks = match &table.part {
-            Some(p) => match &p.plan {
-                Some(plan) => Chunks::Part { lo: plan.lo, hi: plan.hi, of: p.chunks, mine: p.mine.clone() },
-                None => {
-                    return Err(SourceError::Config {
-                        table: label,
-                        detail: "a split table opened without its plan".into(),
-                    });
-                }
-            },
+        // Without a plan (`plan` looking at a split table) the whole table is described.
+        let chunks = match table.part.as_ref().and_then(|p| p.plan.as_ref().map(|plan| (p, plan))) {
+            Some((p, plan)) => Chunks::Part { lo: plan.lo, hi: plan.hi, of: p.chunks, mine: p.mine.clone() },
             None => Chunks::Whole(table.parallel_chunks),
         };
         Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, chunks)))
