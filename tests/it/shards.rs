@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aurora2bq::config::shard::shard_of;
-use sqlx::{Connection, Executor};
 
 use crate::common::compare::{Kind, assert_same, bq_rows, source_rows};
 use crate::common::{self, Landing};
@@ -37,31 +36,6 @@ const POINTS: &[&str] = &[
     "before-transaction",
     "after-transaction",
 ];
-
-/// Inserts into every table and updates the full-refresh and merge tables (append tables
-/// only grow), in short transactions, until stopped; `gate` pauses it.
-async fn mutate(url: String, gate: Arc<tokio::sync::Mutex<()>>, stop: Arc<AtomicBool>) {
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    let mut next = 100_000;
-    while !stop.load(Ordering::SeqCst) {
-        {
-            let _g = gate.lock().await;
-            let mut sql = String::from("BEGIN;");
-            for (t, mode) in TABLES {
-                sql.push_str(&format!("INSERT INTO {t} VALUES ({next}, 'new', now());"));
-                if *mode != "append" {
-                    sql.push_str(&format!(
-                        "UPDATE {t} SET v = 'upd', updated_at = now() WHERE id IN (SELECT id FROM {t} ORDER BY random() LIMIT 3);"
-                    ));
-                }
-            }
-            sql.push_str("COMMIT;");
-            (&mut c).execute(sql.as_str()).await.unwrap();
-            next += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
 
 fn owner(table: &str) -> u32 {
     shard_of(table, SHARDS)
@@ -107,7 +81,7 @@ async fn shards_killed_and_rerun_lose_and_double_nothing() {
 
     let gate = Arc::new(tokio::sync::Mutex::new(()));
     let stop = Arc::new(AtomicBool::new(false));
-    let mutator = tokio::spawn(mutate(l.db.url.clone(), gate.clone(), stop.clone()));
+    let mutator = tokio::spawn(common::mutate(l.db.url.clone(), TABLES, false, gate.clone(), stop.clone()));
     for i in 0..SHARDS {
         shard(&l, i, None).await;
     }

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use sqlx::{Connection, Executor};
-
 use crate::common::compare::{Kind, assert_same, bq_rows, source_rows};
 use crate::common::{self, Landing};
 
@@ -20,33 +18,6 @@ const SHARDS: u32 = 3;
 const CHUNKS: usize = 4;
 const TABLES: &[(&str, &str)] = &[("sf", "full_refresh"), ("sa", "append"), ("sm", "merge")];
 const COLS: &[(&str, Kind)] = &[("id", Kind::Int), ("v", Kind::Text), ("updated_at", Kind::Timestamp)];
-
-/// Inserts everywhere and updates the full-refresh and merge tables, until stopped; `gate`
-/// pauses it.
-async fn mutate(url: String, gate: Arc<tokio::sync::Mutex<()>>, stop: Arc<AtomicBool>) {
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    let mut next = 100_000;
-    while !stop.load(Ordering::SeqCst) {
-        {
-            let _g = gate.lock().await;
-            let mut sql = String::from("BEGIN;");
-            for (t, mode) in TABLES {
-                // New keys land in the last chunk, beyond the plan's key range, and low ones in
-                // the first: both open-ended chunks must take them.
-                sql.push_str(&format!("INSERT INTO {t} VALUES ({next}, 'new', now()), (-{next}, 'low', now());"));
-                if *mode != "append" {
-                    sql.push_str(&format!(
-                        "UPDATE {t} SET v = 'upd', updated_at = now() WHERE id IN (SELECT id FROM {t} ORDER BY random() LIMIT 5);"
-                    ));
-                }
-            }
-            sql.push_str("COMMIT;");
-            (&mut c).execute(sql.as_str()).await.unwrap();
-            next += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn target_rows(l: &Landing, table: &str) -> Option<common::compare::Rows> {
     l.bq.table(&l.dataset, table).await?;
@@ -125,7 +96,7 @@ async fn split_tables_commit_once_from_every_shard_and_survive_kills() {
 
     let gate = Arc::new(tokio::sync::Mutex::new(()));
     let stop = Arc::new(AtomicBool::new(false));
-    let mutator = tokio::spawn(mutate(l.db.url.clone(), gate.clone(), stop.clone()));
+    let mutator = tokio::spawn(common::mutate(l.db.url.clone(), TABLES, true, gate.clone(), stop.clone()));
     // The shard that would finish last dies on its way to the commit.
     for point in
         ["after-create-staging", "before-staging-commit", "after-part-done", "before-transaction", "after-transaction"]

@@ -387,3 +387,38 @@ pub async fn run_killed_at(config: &Path, url: &str, extra: &[&str], point: Opti
     let stdout = collect.await.unwrap_or_default();
     KilledRun { killed, code: status.code(), stdout, log }
 }
+
+/// Writes to `tables` (name, mode) in short transactions until `stop`: a new row in each,
+/// with a negative key too when `low_keys` (below any key range planned earlier), and
+/// updates to the full-refresh and merge tables (append tables only grow). `gate` pauses it.
+pub async fn mutate(
+    url: String,
+    tables: &'static [(&'static str, &'static str)],
+    low_keys: bool,
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut c = PgConnection::connect(&url).await.unwrap();
+    let mut next = 100_000;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        {
+            let _g = gate.lock().await;
+            let mut sql = String::from("BEGIN;");
+            for (t, mode) in tables {
+                sql.push_str(&format!("INSERT INTO {t} VALUES ({next}, 'new', now());"));
+                if low_keys {
+                    sql.push_str(&format!("INSERT INTO {t} VALUES (-{next}, 'low', now());"));
+                }
+                if *mode != "append" {
+                    sql.push_str(&format!(
+                        "UPDATE {t} SET v = 'upd', updated_at = now() WHERE id IN (SELECT id FROM {t} ORDER BY random() LIMIT 3);"
+                    ));
+                }
+            }
+            sql.push_str("COMMIT;");
+            (&mut c).execute(sql.as_str()).await.unwrap();
+            next += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
