@@ -140,8 +140,9 @@ async fn patch(
     let Some(v) = tables.get_mut(&format!("{d}.{t}")) else {
         return error(StatusCode::NOT_FOUND, &format!("Not found: Table {d}.{t}"));
     };
-    if let Some(schema) = body.get("schema") {
-        v["schema"] = schema.clone();
+    // tables.patch replaces the fields it is given (schema, description, ...).
+    for (k, val) in body.as_object().into_iter().flatten() {
+        v[k.as_str()] = val.clone();
     }
     Json(v.clone()).into_response()
 }
