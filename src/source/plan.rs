@@ -110,6 +110,69 @@ pub fn window_columns<'p, P: Planned>(
     Ok(WindowColumns { cursor, keys, window })
 }
 
+/// Which rows of a table a read covers.
+pub enum Chunks {
+    /// All of them, in this many key-range chunks (1: one query).
+    Whole(usize),
+    /// A split table's chunks `mine` of `of`, over the key range its plan fixed.
+    Part { lo: i64, hi: i64, of: usize, mine: Vec<usize> },
+}
+
+impl Chunks {
+    /// A table's: its share of a split table once the run has the plan, else all of it
+    /// (`plan` looking at a split table describes the whole table).
+    pub fn of(table: &crate::config::TableConfig) -> Chunks {
+        match table.part.as_ref().and_then(|p| p.plan.as_ref().map(|plan| (p, plan))) {
+            Some((p, plan)) => Chunks::Part { lo: plan.lo, hi: plan.hi, of: p.chunks, mine: p.mine.clone() },
+            None => Chunks::Whole(table.parallel_chunks),
+        }
+    }
+
+    /// The conditions to read, given the key (quoted) and, for a whole table, its range now;
+    /// empty: read the table in one query.
+    pub fn ranges(&self, key: &str, now: Option<(i64, i64)>) -> Vec<String> {
+        match self {
+            Chunks::Whole(1) => Vec::new(),
+            Chunks::Whole(n) => now.map(|(lo, hi)| key_ranges(key, lo, hi, *n)).unwrap_or_default(),
+            Chunks::Part { lo, hi, of, mine } => {
+                let all = key_ranges(key, *lo, *hi, *of);
+                mine.iter().filter_map(|i| all.get(*i).cloned()).collect()
+            }
+        }
+    }
+
+    /// The ranges when the table has no single-column integer key to split by: a split
+    /// table is refused, a chunked one is read in one chunk.
+    pub fn without_key(&self, table: &str) -> Result<Vec<String>, super::SourceError> {
+        match self {
+            Chunks::Part { .. } => Err(super::SourceError::Config {
+                table: table.to_owned(),
+                detail: "a table split across shards needs a single-column integer primary key".into(),
+            }),
+            Chunks::Whole(n) => {
+                if *n > 1 {
+                    tracing::warn!(
+                        table,
+                        "parallel_chunks needs a single-column integer primary key; reading in one chunk"
+                    );
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// The relation a part's watermark is taken over: only its own chunks.
+    pub fn watermark_from(&self, from: &str, ranges: &[String]) -> String {
+        match self {
+            Chunks::Part { .. } => {
+                let any: Vec<String> = ranges.iter().map(|r| format!("({r})")).collect();
+                format!("(SELECT * FROM {from} WHERE {}) AS _a2b_part", any.join(" OR "))
+            }
+            Chunks::Whole(_) => from.to_owned(),
+        }
+    }
+}
+
 /// `n` conditions on the integer key `k` (quoted) that split `lo..=hi` into ranges of
 /// about equal width and together cover every value, below `lo` and above `hi` too.
 pub(crate) fn key_ranges(k: &str, lo: i64, hi: i64, n: usize) -> Vec<String> {

@@ -69,14 +69,6 @@ fn table(cx: &Ctx, engine: Engine, i: usize, span: Span, t: RawTable) -> Result<
                 "a split table is read in its parallel_chunks chunks: set parallel_chunks = 2 or more (e.g. the shard count)",
             ));
         }
-        Some(s) if *s.get_ref() && engine != Engine::Postgres => {
-            return Err(cx.err(
-                s.span(),
-                &key("split_across_shards"),
-                "splitting a table across shards is PostgreSQL-only for now; on MySQL, read it in one pod with \
-                 parallel_chunks",
-            ));
-        }
         Some(s) => *s.get_ref(),
         None => false,
     };

@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
-use sqlx::{ConnectOptions, Executor, MySqlConnection};
+use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection};
 
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
 use super::names::check_merge_keys;
-use super::plan::{plan_columns, table_schema, window_columns};
+use super::plan::{Chunks, plan_columns, table_schema, window_columns};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig, ZeroDates};
@@ -122,13 +122,57 @@ impl Source for MySqlSource {
     async fn split_bounds(
         &self,
         table: &TableConfig,
-        _window: Option<&Window>,
+        window: Option<&Window>,
     ) -> Result<(i64, i64, Option<i64>), SourceError> {
-        // The config refuses split_across_shards on MySQL; this keeps the seam honest.
-        Err(SourceError::Config {
-            table: table.source_name(),
-            detail: "splitting a table across shards is PostgreSQL-only for now; read it with parallel_chunks".into(),
-        })
+        let label = table.source_name();
+        let q = |what| {
+            let table = label.clone();
+            move |source| SourceError::Query { table, what, source }
+        };
+        let mut conn = self.inner.connection().await?;
+        (&mut conn)
+            .execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(q("starting a snapshot"))?;
+        let catalog = catalog::describe(&mut conn, table, None).await?;
+        let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
+        let k = reader::integer_key(&catalog.primary_key, &plans).ok_or_else(|| SourceError::Config {
+            table: catalog.display_name.clone(),
+            detail: "a table split across shards is read in ranges of its primary key, which must be one signed \
+                     integer column; set split_across_shards = false"
+                .into(),
+        })?;
+        let sql = format!(
+            "SELECT CAST(COALESCE(MIN({k}), 0) AS SIGNED), CAST(COALESCE(MAX({k}), 0) AS SIGNED) FROM {}",
+            catalog.from
+        );
+        let (lo, hi): (i64, i64) =
+            sqlx::query_as(&sql).fetch_one(&mut conn).await.map_err(q("finding the key's range"))?;
+        let until = match window {
+            None => None,
+            Some(w) => {
+                let w = window_sql(&mut conn, &catalog, &plans, w).await?;
+                match &w.upper {
+                    Some(clock) => Some(
+                        decode::cursor_int(w.kind, clock)
+                            .map_err(|detail| SourceError::Protocol { table: label.clone(), detail })?,
+                    ),
+                    // An integer cursor has no clock: the largest value now bounds every
+                    // shard's window, so a row numbered after the plan waits for the next run.
+                    None => {
+                        let sql = format!("SELECT CAST(MAX({}) AS SIGNED) FROM {}", w.cursor, catalog.from);
+                        let max: Option<i64> = sqlx::query_scalar(&sql)
+                            .fetch_one(&mut conn)
+                            .await
+                            .map_err(q("finding the cursor's end"))?;
+                        Some(max.unwrap_or(i64::MIN))
+                    }
+                }
+            }
+        };
+        (&mut conn).execute("COMMIT").await.map_err(q("ending the snapshot"))?;
+        conn.close().await.ok();
+        Ok((lo, hi, until))
     }
 
     async fn open(&self, table: &TableConfig, window: Option<&Window>) -> Result<Box<dyn TableRead>, SourceError> {
@@ -143,10 +187,15 @@ impl Source for MySqlSource {
         })?;
         let catalog = catalog::describe(&mut conn, table, exact).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
-        let window = match window {
+        let mut window = match window {
             Some(w) => Some(window_sql(&mut conn, &catalog, &plans, w).await?),
             None => None,
         };
+        // A split table's shards all read up to the bound its plan fixed.
+        let plan = table.part.as_ref().and_then(|p| p.plan.as_ref());
+        if let (Some(w), Some(until)) = (window.as_mut(), plan.and_then(|p| p.until)) {
+            w.upper = Some(window_sql::bound_text(w.kind, until));
+        }
         let mut schema = table_schema(&catalog.display_name, &plans, &catalog.primary_key);
         schema.estimate = catalog.estimate;
         crate::source::names::apply_target_names(table, &mut schema)?;
@@ -161,7 +210,7 @@ impl Source for MySqlSource {
             plans,
             catalog.from,
             window,
-            table.parallel_chunks,
+            Chunks::of(table),
         )))
     }
 }

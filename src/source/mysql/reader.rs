@@ -14,6 +14,7 @@ use super::mapping::ColumnPlan;
 use super::window_sql::WindowSql;
 use crate::config::ZeroDates;
 use crate::source::batch::BatchAssembler;
+use crate::source::plan::Chunks;
 use crate::source::{ReadStats, SourceError, TableRead, TableSchema};
 
 pub struct MyTableRead {
@@ -23,7 +24,7 @@ pub struct MyTableRead {
     plans: Vec<ColumnPlan>,
     from: String,
     window: Option<WindowSql>,
-    chunks: usize,
+    chunks: Chunks,
 }
 
 impl MyTableRead {
@@ -34,7 +35,7 @@ impl MyTableRead {
         plans: Vec<ColumnPlan>,
         from: String,
         window: Option<WindowSql>,
-        chunks: usize,
+        chunks: Chunks,
     ) -> Self {
         Self { inner, conn, schema, plans, from, window, chunks }
     }
@@ -44,29 +45,24 @@ impl MyTableRead {
         move |source| SourceError::Query { table: table.clone(), what, source }
     }
 
-    /// Key ranges for parallel chunks, when the primary key is one signed integer column.
+    /// Key ranges for parallel chunks, when the primary key is one signed integer column; a
+    /// split table's own chunks by its plan's range.
     async fn ranges(&mut self, condition: &str) -> Result<Vec<String>, SourceError> {
-        let int = |t: &str| {
-            ["tinyint", "smallint", "mediumint", "int", "bigint"].iter().any(|i| t.starts_with(i))
-                && !(t.starts_with("bigint") && t.contains("unsigned"))
+        let Some(k) = integer_key(&self.schema.primary_key, &self.plans) else {
+            return self.chunks.without_key(&self.schema.display_name);
         };
-        let pk = match self.schema.primary_key.as_slice() {
-            [one] if self.plans.iter().any(|p| &p.column.name == one && int(&p.column.source_type)) => one.clone(),
-            _ => {
-                tracing::warn!(table = %self.schema.display_name, "parallel_chunks needs a single-column integer primary key; reading in one chunk");
-                return Ok(Vec::new());
+        let now = match self.chunks {
+            Chunks::Whole(n) if n > 1 => {
+                let sql = format!(
+                    "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {} WHERE {condition}",
+                    self.from
+                );
+                let row = sqlx::query(&sql).fetch_one(&mut self.conn).await.map_err(self.q("finding key ranges"))?;
+                row.try_get::<Option<i64>, _>(0).ok().flatten().zip(row.try_get::<Option<i64>, _>(1).ok().flatten())
             }
+            _ => None,
         };
-        let k = super::mapping::quote_ident(&pk);
-        let sql =
-            format!("SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {} WHERE {condition}", self.from);
-        let row = sqlx::query(&sql).fetch_one(&mut self.conn).await.map_err(self.q("finding key ranges"))?;
-        let (Some(lo), Some(hi)) =
-            (row.try_get::<Option<i64>, _>(0).ok().flatten(), row.try_get::<Option<i64>, _>(1).ok().flatten())
-        else {
-            return Ok(Vec::new());
-        };
-        Ok(crate::source::plan::key_ranges(&k, lo, hi, self.chunks))
+        Ok(self.chunks.ranges(&k, now))
     }
 
     /// One snapshot for every chunk, as far as MySQL allows: `LOCK TABLES … READ` on a
@@ -145,17 +141,19 @@ impl TableRead for MyTableRead {
         let condition = self.window.as_ref().map(|w| w.condition()).unwrap_or_else(|| "TRUE".into());
         let select: Vec<&str> = self.plans.iter().map(|p| p.expr.as_str()).collect();
         let sql = format!("SELECT {} FROM {} WHERE {condition}", select.join(", "), self.from);
-        let ranges = if self.chunks > 1 { self.ranges(&condition).await? } else { Vec::new() };
+        let ranges = self.ranges(&condition).await?;
         let reader =
             Arc::new(Rows { inner: self.inner.clone(), schema: self.schema.clone(), plans: self.plans.clone() });
         let mut stats = if ranges.len() <= 1 {
-            reader.stream(&mut self.conn, &sql, &out).await?
+            // One range only for a split table's single chunk: the rest are other shards'.
+            let only = ranges.first().map(|r| format!("{sql} AND {r}")).unwrap_or_else(|| sql.clone());
+            reader.stream(&mut self.conn, &only, &out).await?
         } else {
             let conns = self.synchronized_snapshots(ranges.len()).await?;
             // The window's guards again, in the new snapshot.
             self.check().await?;
             let mut tasks = tokio::task::JoinSet::new();
-            for (mut conn, range) in conns.into_iter().zip(ranges) {
+            for (mut conn, range) in conns.into_iter().zip(&ranges) {
                 let (reader, out, sql) = (reader.clone(), out.clone(), format!("{sql} AND {range}"));
                 tasks.spawn(async move {
                     let stats = reader.stream(&mut conn, &sql, &out).await?;
@@ -179,7 +177,7 @@ impl TableRead for MyTableRead {
         };
         if let Some(w) = &self.window {
             let row = (&mut self.conn)
-                .fetch_optional(w.watermark_query(&self.from).as_str())
+                .fetch_optional(w.watermark_query(&self.chunks.watermark_from(&self.from, &ranges)).as_str())
                 .await
                 .map_err(q("finding the new watermark"))?;
             if let Some(r) = row {
@@ -302,4 +300,18 @@ fn render_key(row: &sqlx::mysql::MySqlRow, plans: &[ColumnPlan], keys: &[usize],
         })
         .collect();
     format!("({})", parts.join(", "))
+}
+
+/// The primary key, quoted, when it is one signed integer column: what key ranges split by.
+pub fn integer_key(primary_key: &[String], plans: &[ColumnPlan]) -> Option<String> {
+    let int = |t: &str| {
+        ["tinyint", "smallint", "mediumint", "int", "bigint"].iter().any(|i| t.starts_with(i))
+            && !(t.starts_with("bigint") && t.contains("unsigned"))
+    };
+    match primary_key {
+        [one] if plans.iter().any(|p| &p.column.name == one && int(&p.column.source_type)) => {
+            Some(super::mapping::quote_ident(one))
+        }
+        _ => None,
+    }
 }

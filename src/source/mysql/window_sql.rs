@@ -75,6 +75,17 @@ pub fn upper_sql(kind: MyKind) -> Option<&'static str> {
     }
 }
 
+/// An upper bound given as an integer (µs, days or the integer, as `cursor_int` reads it),
+/// as the text `upper` holds: made from the number, so it never carries anything else.
+pub fn bound_text(kind: MyKind, n: i64) -> String {
+    let v = match kind {
+        MyKind::Date => CursorValue::Date(n as i32),
+        MyKind::Datetime | MyKind::Timestamp => CursorValue::Datetime(n),
+        _ => CursorValue::Int(n),
+    };
+    text_of(kind, &v).trim_matches('\'').to_owned()
+}
+
 fn text_of(kind: MyKind, v: &CursorValue) -> String {
     match (kind, v) {
         (_, CursorValue::Int(n)) => n.to_string(),

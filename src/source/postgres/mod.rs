@@ -24,10 +24,10 @@ pub use decode::PgKind;
 
 use self::catalog::Catalog;
 use self::mapping::ColumnPlan;
-use self::reader::{Chunks, PgTableRead};
+use self::reader::PgTableRead;
 use self::window_sql::{CursorKind, WindowSql};
 use super::names::check_merge_keys;
-use super::plan::{plan_columns, table_schema, window_columns};
+use super::plan::{Chunks, plan_columns, table_schema, window_columns};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig};
@@ -191,11 +191,7 @@ impl Source for PgSource {
                 column(k).and_then(|c| c.loose_equality.clone())
             })?;
         }
-        // Without a plan (`plan` looking at a split table) the whole table is described.
-        let chunks = match table.part.as_ref().and_then(|p| p.plan.as_ref().map(|plan| (p, plan))) {
-            Some((p, plan)) => Chunks::Part { lo: plan.lo, hi: plan.hi, of: p.chunks, mine: p.mine.clone() },
-            None => Chunks::Whole(table.parallel_chunks),
-        };
+        let chunks = Chunks::of(table);
         Ok(Box::new(PgTableRead::new(self.inner.clone(), conn, schema, plans, catalog, window, chunks)))
     }
 }

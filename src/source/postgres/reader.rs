@@ -15,15 +15,8 @@ use super::copy_binary::{Framer, Next};
 use super::mapping::ColumnPlan;
 use super::window_sql::WindowSql;
 use crate::source::batch::BatchAssembler;
+use crate::source::plan::Chunks;
 use crate::source::{BatchLimits, ReadStats, SourceError, TableRead, TableSchema};
-
-/// Which rows of the table a read covers.
-pub enum Chunks {
-    /// All of them, in this many key-range chunks (1: one COPY).
-    Whole(usize),
-    /// A split table's chunks `mine` of `of`, over the key range its plan fixed.
-    Part { lo: i64, hi: i64, of: usize, mine: Vec<usize> },
-}
 
 pub struct PgTableRead {
     inner: Arc<PgInner>,
@@ -69,31 +62,18 @@ impl PgTableRead {
     /// Key ranges for parallel chunks, when the primary key is one integer column; a split
     /// table's own chunks by its plan's range.
     async fn ranges(&mut self, condition: &str) -> Result<Vec<String>, SourceError> {
-        let key = integer_key(&self.catalog, &self.plans);
-        let (n, k) = match (&self.chunks, key) {
-            (Chunks::Whole(1), _) => return Ok(Vec::new()),
-            (Chunks::Part { lo, hi, of, mine }, Some(k)) => {
-                let all = crate::source::plan::key_ranges(&k, *lo, *hi, *of);
-                return Ok(mine.iter().filter_map(|i| all.get(*i).cloned()).collect());
-            }
-            (Chunks::Part { .. }, None) => {
-                return Err(SourceError::Config {
-                    table: self.schema.display_name.clone(),
-                    detail: "a table split across shards needs a single-column integer primary key".into(),
-                });
-            }
-            (Chunks::Whole(_), None) => {
-                tracing::warn!(table = %self.schema.display_name, "parallel_chunks needs a single-column integer primary key; reading in one chunk");
-                return Ok(Vec::new());
-            }
-            (Chunks::Whole(n), Some(k)) => (*n, k),
+        let Some(k) = integer_key(&self.catalog, &self.plans) else {
+            return self.chunks.without_key(&self.schema.display_name);
         };
-        let sql = format!("SELECT min({k})::int8, max({k})::int8 FROM {} WHERE {condition}", self.catalog.from);
-        let row = sqlx::query(&sql).fetch_one(&mut self.conn).await.map_err(self.q("finding key ranges"))?;
-        let (Some(lo), Some(hi)) = (row.get::<Option<i64>, _>(0), row.get::<Option<i64>, _>(1)) else {
-            return Ok(Vec::new());
+        let now = match self.chunks {
+            Chunks::Whole(n) if n > 1 => {
+                let sql = format!("SELECT min({k})::int8, max({k})::int8 FROM {} WHERE {condition}", self.catalog.from);
+                let row = sqlx::query(&sql).fetch_one(&mut self.conn).await.map_err(self.q("finding key ranges"))?;
+                row.get::<Option<i64>, _>(0).zip(row.get::<Option<i64>, _>(1))
+            }
+            _ => None,
         };
-        Ok(crate::source::plan::key_ranges(&k, lo, hi, n))
+        Ok(self.chunks.ranges(&k, now))
     }
 }
 
@@ -155,13 +135,7 @@ impl TableRead for PgTableRead {
         };
         if let Some(w) = &self.window {
             // A split table's part has the watermark of its own chunks.
-            let from = match &self.chunks {
-                Chunks::Part { .. } => {
-                    let any: Vec<String> = ranges.iter().map(|r| format!("({r})")).collect();
-                    format!("(SELECT * FROM {} WHERE {}) AS _a2b_part", self.catalog.from, any.join(" OR "))
-                }
-                Chunks::Whole(_) => self.catalog.from.clone(),
-            };
+            let from = self.chunks.watermark_from(&self.catalog.from, &ranges);
             let row = sqlx::query(&w.watermark_query(&from))
                 .fetch_optional(&mut self.conn)
                 .await
