@@ -145,10 +145,7 @@ impl Chunks {
     /// table is refused, a chunked one is read in one chunk.
     pub fn without_key(&self, table: &str) -> Result<Vec<String>, super::SourceError> {
         match self {
-            Chunks::Part { .. } => Err(super::SourceError::Config {
-                table: table.to_owned(),
-                detail: "a table split across shards needs a single-column integer primary key".into(),
-            }),
+            Chunks::Part { .. } => Err(no_split_key(table)),
             Chunks::Whole(n) => {
                 if *n > 1 {
                     tracing::warn!(
@@ -170,6 +167,16 @@ impl Chunks {
             }
             Chunks::Whole(_) => from.to_owned(),
         }
+    }
+}
+
+/// The refusal of a table split across shards without a key to split it by.
+pub fn no_split_key(table: &str) -> super::SourceError {
+    super::SourceError::Config {
+        table: table.to_owned(),
+        detail: "a table split across shards is read in ranges of its primary key, which must be one (signed) \
+                 integer column; set split_across_shards = false"
+            .into(),
     }
 }
 

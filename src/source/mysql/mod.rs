@@ -21,7 +21,7 @@ use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection};
 use self::mapping::ColumnPlan;
 use self::window_sql::{KeyType, WindowSql};
 use super::names::check_merge_keys;
-use super::plan::{Chunks, plan_columns, table_schema, window_columns};
+use super::plan::{Chunks, no_split_key, plan_columns, table_schema, window_columns};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig, ZeroDates};
@@ -136,12 +136,7 @@ impl Source for MySqlSource {
             .map_err(q("starting a snapshot"))?;
         let catalog = catalog::describe(&mut conn, table, None).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
-        let k = reader::integer_key(&catalog.primary_key, &plans).ok_or_else(|| SourceError::Config {
-            table: catalog.display_name.clone(),
-            detail: "a table split across shards is read in ranges of its primary key, which must be one signed \
-                     integer column; set split_across_shards = false"
-                .into(),
-        })?;
+        let k = reader::integer_key(&catalog.primary_key, &plans).ok_or_else(|| no_split_key(&catalog.display_name))?;
         let sql = format!(
             "SELECT CAST(COALESCE(MIN({k}), 0) AS SIGNED), CAST(COALESCE(MAX({k}), 0) AS SIGNED) FROM {}",
             catalog.from

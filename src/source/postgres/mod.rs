@@ -27,7 +27,7 @@ use self::mapping::ColumnPlan;
 use self::reader::PgTableRead;
 use self::window_sql::{CursorKind, WindowSql};
 use super::names::check_merge_keys;
-use super::plan::{Chunks, plan_columns, table_schema, window_columns};
+use super::plan::{Chunks, no_split_key, plan_columns, table_schema, window_columns};
 use super::window::Window;
 use super::{BatchLimits, Source, SourceError, TableRead};
 use crate::config::{SourceConfig, TableConfig};
@@ -132,12 +132,7 @@ impl Source for PgSource {
             .map_err(q("starting a snapshot"))?;
         let catalog = catalog::describe(&mut conn, table).await?;
         let plans = plan_columns(table, &catalog.display_name, &catalog.columns, mapping::plan)?;
-        let k = reader::integer_key(&catalog, &plans).ok_or_else(|| SourceError::Config {
-            table: catalog.display_name.clone(),
-            detail: "a table split across shards is read in ranges of its primary key, which must be one integer \
-                     column; set split_across_shards = false"
-                .into(),
-        })?;
+        let k = reader::integer_key(&catalog, &plans).ok_or_else(|| no_split_key(&catalog.display_name))?;
         let sql = format!("SELECT coalesce(min({k}), 0)::int8, coalesce(max({k}), 0)::int8 FROM {}", catalog.from);
         let row = sqlx::query(&sql).fetch_one(&mut conn).await.map_err(q("finding the key's range"))?;
         let (lo, hi) = (row.get::<i64, _>(0), row.get::<i64, _>(1));
