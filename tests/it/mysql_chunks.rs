@@ -50,7 +50,12 @@ async fn parallel_chunks_read_one_snapshot_while_the_table_changes() {
     table.parallel_chunks = 4;
     let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let mover = tokio::spawn(transfer(db.url.clone(), stop.clone(), done.clone()));
-    for round in 0..6 {
+    // At least six reads, and on until the transfers during them are enough to matter: on a
+    // busy machine the mover can be slow, and a test that saw no writes would prove nothing.
+    for round in 0..60 {
+        if round >= 6 && done.load(Ordering::SeqCst) > 100 {
+            break;
+        }
         let before = done.load(Ordering::SeqCst);
         let r = read(&cfg, &table, None, BatchLimits { rows: 500, bytes: 1 << 20 }).await.expect("read");
         let ids: Vec<i64> = r.column("id").into_iter().map(|v| v.unwrap().parse().unwrap()).collect();
